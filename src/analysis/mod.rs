@@ -1,0 +1,4 @@
+//! What we compute and draw from runs, kept apart from node behaviour.
+
+pub mod linearizability;
+pub mod plot;

@@ -1,0 +1,112 @@
+//! `dz kv-bench`: a workload against a DistZero kv cluster or etcd, with
+//! latency figures and, on request, a linearizability check.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::default_out;
+use super::progress::Progress;
+use crate::error::Error;
+use crate::kvbench::{TargetSpec, latency_csv, percentiles, results_csv, run};
+use crate::settings::Settings;
+use crate::systems::kv::check::check_history;
+use crate::systems::kv::workload::Workload;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Workload file (TOML: reads, interval_ms, keys, key_size, value_size, requests, clients).
+    #[arg(long)]
+    workload: PathBuf,
+    /// A DistZero kv cluster started by `dz cluster up --system kv`.
+    #[arg(long, conflicts_with_all = ["servers", "target"])]
+    cluster: Option<String>,
+    /// Or its servers' data addresses in node order (needs DZ_CLUSTER_SECRET).
+    #[arg(long, value_delimiter = ',', conflicts_with = "target")]
+    servers: Vec<String>,
+    /// Or another service: etcd://HOST:PORT.
+    #[arg(long)]
+    target: Option<String>,
+    /// Output directory [default: .tmp/kv-bench/<target>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Check the recorded history for linearizability.
+    #[arg(long)]
+    check: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub fn run_cmd(settings: &Settings, a: Args) -> anyhow::Result<()> {
+    let workload = Workload::load(&a.workload)?;
+    let (spec, label) = match &a.target {
+        Some(url) => (TargetSpec::parse_url(url)?, "etcd".to_string()),
+        None => {
+            let (servers, secret) = super::kv::servers(settings, &a.cluster, &a.servers)?;
+            let label = a.cluster.clone().unwrap_or_else(|| "servers".into());
+            (TargetSpec::DistZero { servers, secret }, label)
+        }
+    };
+    let out = a.out.unwrap_or_else(|| default_out(settings, &["kv-bench", &label]));
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let total = workload.requests * u64::from(workload.clients);
+    println!(
+        "{}: {} clients x {} requests, {}% reads, {} keys",
+        spec.describe(),
+        workload.clients,
+        workload.requests,
+        workload.reads,
+        workload.keys
+    );
+    let rt = tokio::runtime::Runtime::new().map_err(|e| Error::runtime(e.to_string()))?;
+    let done = Arc::new(AtomicU64::new(0));
+    let result = rt.block_on(async {
+        let task = tokio::spawn({
+            let (spec, workload, done) = (spec.clone(), workload.clone(), done.clone());
+            async move { run(&spec, &workload, a.seed, done).await }
+        });
+        let mut progress = Progress::new("kv-bench");
+        while !task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            progress.update(done.load(Ordering::Relaxed) as f64 / total as f64);
+        }
+        progress.finish();
+        task.await.map_err(|e| Error::runtime(e.to_string()))?
+    })?;
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        Ok(())
+    };
+    write("latency.csv", latency_csv(&result.history))?;
+    write("results.csv", results_csv(workload.clients, &result))?;
+    let answered = result.history.iter().filter(|o| o.ret_ns.is_some()).count();
+    let (p50, p99, p999) = percentiles(&result.history);
+    println!(
+        "{answered} of {total} requests answered in {:.2} s: {:.0} requests/s; latency p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs",
+        result.seconds,
+        answered as f64 / result.seconds
+    );
+    if let Some(e) = result.errors.first() {
+        println!("{} requests got no answer; first: {e}", result.errors.len());
+    }
+    println!("wrote {0}/latency.csv and {0}/results.csv", out.display());
+    if a.check {
+        let verdict = check_history(&result.history);
+        if verdict.linearizable {
+            println!(
+                "linearizable: yes ({} operations on {} keys checked, {} count/print skipped)",
+                verdict.operations - verdict.skipped,
+                verdict.keys,
+                verdict.skipped
+            );
+        } else {
+            let path = out.join("violation.json");
+            let text = serde_json::to_string_pretty(&verdict).map_err(|e| Error::runtime(e.to_string()))?;
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+            anyhow::bail!("NOT linearizable: the smallest failing history found is in {}", path.display());
+        }
+    }
+    Ok(())
+}

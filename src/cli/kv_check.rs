@@ -1,0 +1,140 @@
+//! `dz kv sim-check`: many seeded simulations of a kv cluster under faults,
+//! each history checked for linearizability, in parallel over the cores.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::default_out;
+use super::progress::Progress;
+use crate::error::Error;
+use crate::settings::Settings;
+use crate::systems::kv::sim_check::{Faults, SimCheckOptions, run_many};
+use crate::systems::kv::{KvConfig, Persistence};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed (seeds are first, first+1, ...).
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Run exactly this seed (a replay).
+    #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
+    seed: Option<u64>,
+    /// Faults to inject, comma-separated: crash, partition, drop, duplicate, reorder, none.
+    #[arg(long, default_value = Faults::ALL, value_parser = Faults::parse)]
+    faults: Faults,
+    #[arg(long, default_value_t = 5)]
+    servers: usize,
+    /// Seconds of load under faults per seed.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Persistence of the servers: fsync or none.
+    #[arg(long, default_value = "fsync", value_parser = persistence)]
+    persistence: Persistence,
+    /// Replicate through rotating coordinators.
+    #[arg(long)]
+    delegate: bool,
+    /// Check the deliberately broken variant (acknowledges before a quorum).
+    #[arg(long)]
+    broken: bool,
+    /// Where failing histories go [default: .tmp/kv-sim-check].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn persistence(s: &str) -> Result<Persistence, String> {
+    match s {
+        "fsync" => Ok(Persistence::Fsync),
+        "none" => Ok(Persistence::None),
+        other => Err(format!("{other:?}: persistence is fsync or none")),
+    }
+}
+
+pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
+    if a.servers == 0 || a.seconds == 0 {
+        return Err(Error::input("--servers and --seconds must be at least 1").into());
+    }
+    let opts = SimCheckOptions {
+        servers: a.servers,
+        // Without fsync a crashed server must catch up before it may vote
+        // again; crashes that come faster than that can stall the cluster.
+        gap: Duration::from_millis(if a.persistence == Persistence::None { 3000 } else { 100 }),
+        load: Duration::from_secs(a.seconds),
+        faults: a.faults,
+        config: KvConfig {
+            persistence: a.persistence,
+            delegate: a.delegate,
+            unsafe_ack_before_quorum: a.broken,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let seeds = match a.seed {
+        Some(s) => s..s + 1,
+        None => a.first_seed..a.first_seed + a.seeds,
+    };
+    let total = seeds.end - seeds.start;
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = Mutex::new(Progress::new(format!("checking {total} seeds")));
+    let start = Instant::now();
+    let results = run_many(seeds, threads, &opts, &|done| {
+        if let Ok(mut p) = progress.lock() {
+            p.update(done as f64 / total as f64);
+        }
+    })?;
+    if let Ok(p) = progress.into_inner() {
+        p.finish();
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let failed: Vec<_> = results.iter().filter(|r| !r.verdict.linearizable).collect();
+    let stuck: Vec<_> = results.iter().filter(|r| r.unanswered > 0).collect();
+    let ops: usize = results.iter().map(|r| r.completed).sum();
+    let view_changes: u64 = results.iter().map(|r| r.view_changes).sum();
+    let per_minute_core = results.len() as f64 / wall * 60.0 / threads as f64;
+    println!(
+        "{} seeds, {} servers, faults {}: {} operations checked, {} view changes; {} not linearizable, {} with unanswered requests",
+        results.len(),
+        a.servers,
+        a.faults.names(),
+        ops,
+        view_changes,
+        failed.len(),
+        stuck.len()
+    );
+    println!("{wall:.1} s on {threads} threads: {per_minute_core:.0} checked seeds per minute per core");
+    if let Some(r) = results.first().filter(|_| results.len() == 1) {
+        println!("seed {}: trace hash {}, {} operations", r.seed, r.trace_hash, r.completed);
+    }
+    let out = a.out.unwrap_or_else(|| default_out(settings, &["kv-sim-check"]));
+    let mut flags = format!("--faults {} --servers {} --seconds {}", a.faults.names(), a.servers, a.seconds);
+    if a.persistence == Persistence::None {
+        flags.push_str(" --persistence none");
+    }
+    if a.delegate {
+        flags.push_str(" --delegate");
+    }
+    if a.broken {
+        flags.push_str(" --broken");
+    }
+    for r in &failed {
+        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+        let path = out.join(format!("seed-{}.json", r.seed));
+        let text = serde_json::to_string_pretty(&r.verdict).map_err(|e| Error::runtime(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        println!("FAILED seed {}: smallest failing history in {}", r.seed, path.display());
+        println!("  replay: dz kv sim-check --seed {} {flags}", r.seed);
+    }
+    for r in stuck.iter().take(10) {
+        println!("seed {}: {} requests never answered; replay: dz kv sim-check --seed {} {flags}", r.seed, r.unanswered, r.seed);
+    }
+    if !failed.is_empty() || !stuck.is_empty() {
+        anyhow::bail!("{} of {} seeds failed", failed.len() + stuck.len(), results.len());
+    }
+    Ok(())
+}

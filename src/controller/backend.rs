@@ -1,0 +1,208 @@
+//! What the controller needs from a way of running machines. A backend
+//! manages machine lifecycles ([`MachineBackend`]); its control plane
+//! ([`ControlPlane`]) places nodes, applies message faults, queries nodes and
+//! collects counters. The simulator is one backend; local processes, Docker
+//! containers and EC2 instances are others, whose control plane is the
+//! `dz machine` agent's RPC interface.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::node::{MachineId, Mode, NodeId};
+use crate::sim::{ClockSkew, Counts, MessageFaults};
+use crate::systems::Roster;
+
+/// A machine to create.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineSpec {
+    pub name: String,
+    /// Clock skew (simulated machines only; real clocks are what they are).
+    #[serde(default)]
+    pub skew: ClockSkew,
+}
+
+impl MachineSpec {
+    pub fn named(name: impl Into<String>) -> Self {
+        MachineSpec {
+            name: name.into(),
+            skew: ClockSkew::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MachineState {
+    Running,
+    Crashed,
+    Paused,
+    Terminated,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MachineInfo {
+    pub id: MachineId,
+    pub name: String,
+    /// Where its agent listens (real modes).
+    pub address: Option<String>,
+    pub state: MachineState,
+}
+
+/// Which node runs on which machine.
+#[derive(Clone, Debug, Default)]
+pub struct Deployment {
+    pub roster: Arc<Roster>,
+    /// Indexed by node id.
+    pub placement: Vec<MachineId>,
+}
+
+impl Deployment {
+    pub fn machine_of(&self, node: NodeId) -> Option<MachineId> {
+        self.placement.get(node.0 as usize).copied()
+    }
+}
+
+/// Something going wrong on purpose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// The machine stops abruptly; unsynced storage is lost.
+    Crash {
+        machine: MachineId,
+    },
+    /// A crashed machine starts again; its nodes restart from storage.
+    Restart {
+        machine: MachineId,
+    },
+    /// The machine can neither send nor receive.
+    Isolate {
+        machine: MachineId,
+    },
+    /// Ends one machine's isolation, or every partition when `None`.
+    Heal {
+        machine: Option<MachineId>,
+    },
+    /// The directed link `from → to` goes down (call twice for both ways).
+    LinkDown {
+        from: MachineId,
+        to: MachineId,
+    },
+    LinkUp {
+        from: MachineId,
+        to: MachineId,
+    },
+    /// Faults on what `machine` sends (`None`: every machine).
+    Messages {
+        machine: Option<MachineId>,
+        faults: MessageFaults,
+    },
+    Pause {
+        machine: MachineId,
+    },
+    Resume {
+        machine: MachineId,
+    },
+    KillNode {
+        node: NodeId,
+    },
+}
+
+/// A fault at a point of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledFault {
+    pub at: Duration,
+    pub fault: Fault,
+}
+
+/// One node's message counts by kind, and its own counters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    pub id: NodeId,
+    pub machine: MachineId,
+    pub kinds: BTreeMap<String, Counts>,
+    pub counters: serde_json::Value,
+}
+
+/// Message counts of one directed machine pair, by kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkStats {
+    pub from: MachineId,
+    pub to: MachineId,
+    pub kinds: BTreeMap<String, Counts>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStats {
+    pub nodes: Vec<NodeStats>,
+    pub links: Vec<LinkStats>,
+    pub drops: BTreeMap<String, u64>,
+}
+
+#[async_trait(?Send)]
+pub trait MachineBackend {
+    fn mode(&self) -> Mode;
+
+    /// Creates machines and returns once each one answers.
+    async fn create(&mut self, specs: &[MachineSpec]) -> Result<Vec<MachineInfo>>;
+
+    /// Stops a machine for good and removes what it used.
+    async fn terminate(&mut self, machine: MachineId) -> Result<()>;
+
+    /// Stops a machine abruptly (kill -9, power off).
+    async fn crash(&mut self, machine: MachineId) -> Result<()>;
+
+    /// Starts a crashed machine again; its nodes restart.
+    async fn restart(&mut self, machine: MachineId) -> Result<()>;
+
+    async fn isolate(&mut self, machine: MachineId, on: bool) -> Result<()>;
+
+    async fn pause(&mut self, machine: MachineId, paused: bool) -> Result<()> {
+        let _ = (machine, paused);
+        Err(Error::input(format!(
+            "{} machines cannot be paused",
+            self.mode()
+        )))
+    }
+
+    async fn list(&self) -> Result<Vec<MachineInfo>>;
+
+    /// Removes everything this backend created.
+    async fn cleanup(&mut self) -> Result<()>;
+
+    fn plane(&mut self) -> &mut dyn ControlPlane;
+}
+
+#[async_trait(?Send)]
+pub trait ControlPlane {
+    /// Starts node `node` of the deployment on its machine.
+    async fn spawn_node(&mut self, node: NodeId, deployment: &Deployment) -> Result<()>;
+
+    async fn kill_node(&mut self, node: NodeId) -> Result<()>;
+
+    /// Faults on what `machine` sends (`None`: every machine).
+    async fn set_message_faults(
+        &mut self,
+        machine: Option<MachineId>,
+        faults: &MessageFaults,
+    ) -> Result<()>;
+
+    async fn set_link(&mut self, from: MachineId, to: MachineId, up: bool) -> Result<()>;
+
+    /// Brings every link up and ends every isolation.
+    async fn heal_all(&mut self) -> Result<()>;
+
+    async fn query(&mut self, node: NodeId, query: &str) -> Result<serde_json::Value>;
+
+    async fn stats(&mut self) -> Result<ClusterStats>;
+
+    /// Lets the cluster run: virtual time in the simulator, wall time else.
+    async fn run_for(&mut self, d: Duration) -> Result<()>;
+
+    /// Time since the cluster started.
+    fn elapsed(&self) -> Duration;
+}

@@ -1,0 +1,24 @@
+//! DistZero: write a distributed system once as sans-IO nodes, then run it in
+//! a deterministic simulation, as local processes, as Docker containers or on
+//! EC2 instances, under one controller.
+
+pub mod analysis;
+pub mod backends;
+pub mod cli;
+pub mod controller;
+pub mod error;
+pub mod gateway;
+pub mod kvbench;
+pub mod logging;
+pub mod node;
+pub mod rng;
+pub mod runtime;
+pub mod settings;
+pub mod sim;
+pub mod simulate;
+pub mod systems;
+pub mod topology;
+pub mod wire;
+
+pub use error::{Error, Result};
+pub use rand;

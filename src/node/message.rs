@@ -1,0 +1,45 @@
+//! How a system's messages cross the wire. Every system message type names
+//! its kinds (for per-kind counters and fault filters) and has a codec; the
+//! agent ships the encoded bytes inside a Cap'n Proto envelope, and the
+//! simulator can round-trip every message through the codec (`--check-wire`).
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode {kind} message: {reason}")]
+pub struct CodecError {
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+pub trait Message: Clone + fmt::Debug + 'static {
+    /// The names of the message kinds, indexed by [`Message::kind`].
+    fn kinds() -> &'static [&'static str];
+
+    /// Index of this message's kind in [`Message::kinds`].
+    fn kind(&self) -> usize;
+
+    fn encode(&self, out: &mut Vec<u8>);
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError>;
+
+    fn kind_name(&self) -> &'static str {
+        Self::kinds()[self.kind()]
+    }
+}
+
+/// A ready codec for serde types: compact, versionless postcard bytes.
+pub fn encode_postcard<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) {
+    // Writing plain data into a growable Vec cannot fail.
+    *out = postcard::to_extend(value, std::mem::take(out)).expect("postcard encoding into a Vec");
+}
+
+pub fn decode_postcard<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    postcard::from_bytes(bytes).map_err(|e| CodecError {
+        kind,
+        reason: e.to_string(),
+    })
+}

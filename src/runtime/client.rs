@@ -1,0 +1,225 @@
+//! The controller's side of an agent's control plane. Must run inside a
+//! tokio `LocalSet` (capnp-rpc is not `Send`).
+
+use std::time::{Duration, Instant};
+
+use capnp_rpc::{RpcSystem, rpc_twoparty_capnp, twoparty};
+use futures::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use super::auth::{self, Role};
+use super::control::control_reader_options;
+use crate::error::{Error, Result};
+use crate::node::NodeId;
+use crate::sim::MessageFaults;
+use crate::systems::NodeSpec;
+use crate::wire::convert::{
+    MachineReport, PlacedNode, read_report, write_faults, write_placement, write_spec,
+};
+use crate::wire::distzero_capnp::{agent, session};
+
+pub struct AgentClient {
+    address: String,
+    session: session::Client,
+    rpc: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AgentClient {
+    fn drop(&mut self) {
+        self.rpc.abort();
+    }
+}
+
+fn remote(address: &str, e: capnp::Error) -> Error {
+    let text = e.to_string();
+    let text = text.strip_prefix("remote exception: ").unwrap_or(&text);
+    Error::runtime(format!("agent at {address}: {text}"))
+}
+
+impl AgentClient {
+    /// Connects and authenticates once.
+    pub async fn connect(address: &str, secret: &str) -> Result<AgentClient> {
+        let stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(address))
+            .await
+            .map_err(|_| Error::runtime(format!("agent at {address}: connect timed out")))?
+            .map_err(|e| Error::runtime(format!("agent at {address}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.compat().split();
+        let network = twoparty::VatNetwork::new(
+            futures::io::BufReader::new(reader),
+            writer,
+            rpc_twoparty_capnp::Side::Client,
+            control_reader_options(),
+        );
+        let mut rpc = RpcSystem::new(Box::new(network), None);
+        let agent: agent::Client = rpc.bootstrap(rpc_twoparty_capnp::Side::Server);
+        let rpc = tokio::task::spawn_local(async move {
+            let _ = rpc.await;
+        });
+        let call = async {
+            let nonce = agent.challenge_request().send().promise.await?;
+            let nonce = nonce.get()?.get_nonce()?.to_vec();
+            let mut req = agent.authenticate_request();
+            req.get()
+                .set_proof(&auth::prove(secret, Role::Client, &nonce));
+            let reply = req.send().promise.await?;
+            reply.get()?.get_session()
+        };
+        let session = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .map_err(|_| Error::runtime(format!("agent at {address}: no answer")))?
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("authentication failed") {
+                    remote(address, e)
+                } else {
+                    Error::runtime(format!("{address} does not answer as a DistZero agent ({text})"))
+                }
+            })?;
+        Ok(AgentClient {
+            address: address.to_string(),
+            session,
+            rpc,
+        })
+    }
+
+    /// Connects, retrying until the agent answers or `within` passes.
+    pub async fn connect_retrying(
+        address: &str,
+        secret: &str,
+        within: Duration,
+    ) -> Result<AgentClient> {
+        let deadline = Instant::now() + within;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match Self::connect(address, secret).await {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() + pause >= deadline => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub async fn spawn_node(
+        &self,
+        spec: &NodeSpec,
+        roster: &[PlacedNode],
+        machine: u32,
+        epoch_ms: u64,
+    ) -> Result<()> {
+        let mut req = self.session.spawn_node_request();
+        let mut p = req.get();
+        write_spec(p.reborrow().init_spec(), spec);
+        p.set_machine(machine);
+        p.set_epoch_ms(epoch_ms);
+        let mut list = p.init_roster(roster.len() as u32);
+        for (i, placed) in roster.iter().enumerate() {
+            write_placement(list.reborrow().get(i as u32), placed);
+        }
+        req.send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        Ok(())
+    }
+
+    pub async fn kill_node(&self, id: NodeId) -> Result<()> {
+        let mut req = self.session.kill_node_request();
+        req.get().set_id(id.0);
+        req.send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        Ok(())
+    }
+
+    pub async fn set_faults(&self, faults: &MessageFaults) -> Result<()> {
+        let mut req = self.session.set_faults_request();
+        write_faults(req.get().init_faults(), faults);
+        req.send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        Ok(())
+    }
+
+    pub async fn isolate(&self, on: bool) -> Result<()> {
+        let mut req = self.session.isolate_request();
+        req.get().set_on(on);
+        req.send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        Ok(())
+    }
+
+    pub async fn stats(&self) -> Result<MachineReport> {
+        let reply = self
+            .session
+            .stats_request()
+            .send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        reply
+            .get()
+            .and_then(|r| read_report(r.get_stats()?))
+            .map_err(|e| remote(&self.address, e))
+    }
+
+    pub async fn query(&self, id: NodeId, query: &str) -> Result<serde_json::Value> {
+        let mut req = self.session.query_node_request();
+        req.get().set_id(id.0);
+        req.get().set_query(query);
+        let reply = req
+            .send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        let json = reply
+            .get()
+            .and_then(|r| {
+                r.get_json()?
+                    .to_string()
+                    .map_err(|e| capnp::Error::failed(e.to_string()))
+            })
+            .map_err(|e| remote(&self.address, e))?;
+        serde_json::from_str(&json)
+            .map_err(|e| Error::runtime(format!("agent at {}: bad answer: {e}", self.address)))
+    }
+
+    /// Log bytes from `offset`; returns them and the next offset.
+    pub async fn fetch_logs(&self, offset: u64, max: u32) -> Result<(Vec<u8>, u64)> {
+        let mut req = self.session.fetch_logs_request();
+        req.get().set_offset(offset);
+        req.get().set_max(max);
+        let reply = req
+            .send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        let r = reply.get().map_err(|e| remote(&self.address, e))?;
+        Ok((
+            r.get_data().map_err(|e| remote(&self.address, e))?.to_vec(),
+            r.get_next(),
+        ))
+    }
+
+    pub async fn shutdown(&self) -> Result<()> {
+        self.session
+            .shutdown_request()
+            .send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,303 @@
+//! The agent's control plane: the `Agent` and `Session` interfaces of
+//! `schema/distzero.capnp`, served with capnp-rpc. A caller gets a session
+//! only after proving the cluster secret; a broken or hostile connection
+//! ends that connection, never the agent.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use capnp::Error as CapnpError;
+use capnp::capability::Rc as CapRc;
+use capnp_rpc::{RpcSystem, rpc_twoparty_capnp, twoparty};
+use futures::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use super::auth::{self, Role};
+use super::host::{Host, PeerAddr};
+use super::transport::Transport;
+use crate::node::{MachineId, NodeId};
+use crate::systems::Roster;
+use crate::wire::convert::{
+    MachineReport, NodeReport, read_faults, read_placement, read_spec, write_report,
+};
+use crate::wire::distzero_capnp::{agent, session};
+
+/// What the control plane acts on.
+pub struct AgentState {
+    pub host: Rc<RefCell<Host>>,
+    pub transport: Rc<Transport>,
+    /// Wakes the host loop after timers may have changed.
+    pub wake: Rc<Notify>,
+    pub shutdown: Rc<Notify>,
+    pub secret: String,
+    pub log_path: PathBuf,
+}
+
+/// The largest log chunk one `fetchLogs` returns.
+const MAX_LOG_CHUNK: u32 = 4 << 20;
+
+fn failed(e: impl std::fmt::Display) -> CapnpError {
+    CapnpError::failed(e.to_string())
+}
+
+struct AgentImpl {
+    state: Rc<AgentState>,
+    nonce: RefCell<Option<Vec<u8>>>,
+    peer: String,
+}
+
+impl agent::Server for AgentImpl {
+    async fn challenge(
+        self: CapRc<Self>,
+        _: agent::ChallengeParams,
+        mut results: agent::ChallengeResults,
+    ) -> Result<(), CapnpError> {
+        let nonce = auth::nonce();
+        results.get().set_nonce(&nonce);
+        *self.nonce.borrow_mut() = Some(nonce);
+        Ok(())
+    }
+
+    async fn authenticate(
+        self: CapRc<Self>,
+        params: agent::AuthenticateParams,
+        mut results: agent::AuthenticateResults,
+    ) -> Result<(), CapnpError> {
+        let proof = params.get()?.get_proof()?;
+        let nonce = self
+            .nonce
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| failed("ask for a challenge first"))?;
+        if !auth::verify(&self.state.secret, Role::Client, &nonce, proof) {
+            crate::agent_log!(warn, peer = %self.peer, "control client failed to prove the cluster secret");
+            return Err(failed("authentication failed"));
+        }
+        results
+            .get()
+            .set_session(capnp_rpc::new_client(SessionImpl {
+                state: self.state.clone(),
+            }));
+        Ok(())
+    }
+}
+
+struct SessionImpl {
+    state: Rc<AgentState>,
+}
+
+impl SessionImpl {
+    fn report(&self) -> MachineReport {
+        let host = self.state.host.borrow();
+        let nodes = host
+            .counts()
+            .iter()
+            .map(|(&id, kinds)| NodeReport {
+                id: NodeId(id),
+                kinds: kinds.iter().map(|(k, c)| ((*k).to_string(), *c)).collect(),
+                counters: host
+                    .metrics(id)
+                    .map(|m| m.counters().map(|(n, v)| (n.to_string(), v)).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let transport = serde_json::to_value(self.state.transport.counters())
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        MachineReport {
+            machine: host.machine().to_string(),
+            uptime_ms: host.uptime().as_millis() as u64,
+            nodes,
+            transport,
+        }
+    }
+}
+
+impl session::Server for SessionImpl {
+    async fn spawn_node(
+        self: CapRc<Self>,
+        params: session::SpawnNodeParams,
+        _: session::SpawnNodeResults,
+    ) -> Result<(), CapnpError> {
+        let p = params.get()?;
+        let spec = read_spec(p.get_spec()?)?;
+        let mut roster = Roster::default();
+        let mut placement = Vec::new();
+        for r in p.get_roster()?.iter() {
+            let placed = read_placement(r)?;
+            placement.push((
+                placed.spec.id,
+                PeerAddr {
+                    machine: placed.machine,
+                    machine_id: MachineId(placed.machine_id),
+                    address: placed.address,
+                },
+            ));
+            roster.nodes.push(placed.spec);
+        }
+        let (machine, epoch) = (MachineId(p.get_machine()), p.get_epoch_ms());
+        self.state
+            .host
+            .borrow_mut()
+            .spawn(&spec, &Arc::new(roster), placement, machine, epoch)
+            .map_err(failed)?;
+        self.state.wake.notify_one();
+        Ok(())
+    }
+
+    async fn kill_node(
+        self: CapRc<Self>,
+        params: session::KillNodeParams,
+        _: session::KillNodeResults,
+    ) -> Result<(), CapnpError> {
+        let id = NodeId(params.get()?.get_id());
+        self.state.host.borrow_mut().kill(id).map_err(failed)
+    }
+
+    async fn set_faults(
+        self: CapRc<Self>,
+        params: session::SetFaultsParams,
+        _: session::SetFaultsResults,
+    ) -> Result<(), CapnpError> {
+        let faults = read_faults(params.get()?.get_faults()?)?;
+        for (name, p) in [
+            ("loss", faults.loss),
+            ("duplicate", faults.duplicate),
+            ("reorder", faults.reorder),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(failed(format!(
+                    "fault rate {name}={p} is not between 0 and 1"
+                )));
+            }
+        }
+        if faults.delay_ms < 0.0 {
+            return Err(failed("fault delays must not be negative"));
+        }
+        crate::agent_log!(info, ?faults, "message faults set");
+        self.state.transport.set_faults(faults);
+        Ok(())
+    }
+
+    async fn isolate(
+        self: CapRc<Self>,
+        params: session::IsolateParams,
+        _: session::IsolateResults,
+    ) -> Result<(), CapnpError> {
+        let on = params.get()?.get_on();
+        crate::agent_log!(info, on, "isolation");
+        self.state.transport.set_isolated(on);
+        Ok(())
+    }
+
+    async fn stats(
+        self: CapRc<Self>,
+        _: session::StatsParams,
+        mut results: session::StatsResults,
+    ) -> Result<(), CapnpError> {
+        write_report(results.get().init_stats(), &self.report());
+        Ok(())
+    }
+
+    async fn query_node(
+        self: CapRc<Self>,
+        params: session::QueryNodeParams,
+        mut results: session::QueryNodeResults,
+    ) -> Result<(), CapnpError> {
+        let p = params.get()?;
+        let query = p.get_query()?.to_string().map_err(failed)?;
+        let value = self
+            .state
+            .host
+            .borrow()
+            .query(NodeId(p.get_id()), &query)
+            .map_err(failed)?;
+        results.get().set_json(value.to_string().as_str());
+        Ok(())
+    }
+
+    async fn fetch_logs(
+        self: CapRc<Self>,
+        params: session::FetchLogsParams,
+        mut results: session::FetchLogsResults,
+    ) -> Result<(), CapnpError> {
+        let p = params.get()?;
+        let (offset, max) = (p.get_offset(), p.get_max().min(MAX_LOG_CHUNK));
+        let data = read_chunk(&self.state.log_path, offset, max).map_err(failed)?;
+        let mut r = results.get();
+        r.set_next(offset + data.len() as u64);
+        r.set_data(&data);
+        Ok(())
+    }
+
+    async fn shutdown(
+        self: CapRc<Self>,
+        _: session::ShutdownParams,
+        _: session::ShutdownResults,
+    ) -> Result<(), CapnpError> {
+        crate::agent_log!(info, "shutdown requested");
+        self.state.shutdown.notify_one();
+        Ok(())
+    }
+}
+
+fn read_chunk(path: &std::path::Path, offset: u64, max: u32) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    f.seek(SeekFrom::Start(offset))?;
+    let mut data = Vec::new();
+    f.take(u64::from(max)).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Serves the control plane: one RPC system per connection, each on its own
+/// local task, so a failing connection ends alone.
+pub async fn serve(listener: TcpListener, state: Rc<AgentState>) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                crate::agent_log!(warn, error = %e, "control plane accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.compat().split();
+        let network = twoparty::VatNetwork::new(
+            futures::io::BufReader::new(reader),
+            writer,
+            rpc_twoparty_capnp::Side::Server,
+            control_reader_options(),
+        );
+        let agent: agent::Client = capnp_rpc::new_client(AgentImpl {
+            state: state.clone(),
+            nonce: RefCell::new(None),
+            peer: addr.to_string(),
+        });
+        let rpc = RpcSystem::new(Box::new(network), Some(agent.client));
+        let peer = addr.to_string();
+        tokio::task::spawn_local(async move {
+            if let Err(e) = rpc.await {
+                crate::agent_log!(info, %peer, error = %e, "control connection ended");
+            }
+        });
+    }
+}
+
+/// Bounds what one control message may make the agent read.
+pub fn control_reader_options() -> capnp::message::ReaderOptions {
+    let mut o = capnp::message::ReaderOptions::new();
+    o.traversal_limit_in_words(Some(8 << 20));
+    o.nesting_limit(32);
+    o
+}

@@ -1,0 +1,190 @@
+//! Helpers for tests on real machines (local processes, Docker containers).
+
+use std::path::Path;
+use std::time::Duration;
+
+use distzero::backends::cluster::{ClusterController, down, up};
+use distzero::backends::state::ClusterState;
+use distzero::controller::Fault;
+use distzero::node::{MachineId, Mode, NodeId};
+use distzero::settings::Settings;
+use distzero::systems::clocks::experiment::{ClocksParams, collect, deployment};
+use distzero::systems::clocks::report::check_invariants;
+
+pub const DZ: &str = env!("CARGO_BIN_EXE_dz");
+
+/// Settings from the environment, writing under `tmp`.
+pub fn settings(tmp: &Path) -> Settings {
+    let mut s = Settings::from_env().expect("settings");
+    s.tmp_dir = tmp.to_path_buf();
+    s.logstash = None;
+    s.cluster_secret = None;
+    s
+}
+
+pub fn block_local<F: std::future::Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&rt, f)
+}
+
+pub async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Messages delivered to each node so far.
+pub async fn delivered(ctl: &mut ClusterController) -> Vec<u64> {
+    let stats = ctl.stats().await.expect("stats");
+    stats
+        .nodes
+        .iter()
+        .map(|n| n.kinds.values().map(|c| c.delivered).sum())
+        .collect()
+}
+
+pub async fn clock_of(ctl: &mut ClusterController, node: u32) -> u64 {
+    let s = ctl.query(NodeId(node), "summary").await.expect("summary");
+    s["clock"].as_u64().unwrap()
+}
+
+/// The scenario every real mode must pass: a 3-machine clocks cluster runs
+/// and keeps Lamport's rules; one machine is isolated and healed, one is
+/// killed and restarted; the cluster recovers each time. Returns the
+/// cluster's record (for after-the-fact checks).
+pub async fn clocks_scenario(settings: &Settings, mode: Mode, name: &str) -> ClusterState {
+    let params = ClocksParams::new(vec![8.0, 8.0, 8.0]);
+    let (machines, nodes) = deployment(&params).unwrap();
+    let (mut ctl, state) = up(settings, name, mode, &machines, nodes, Path::new(DZ))
+        .await
+        .expect("cluster up");
+    let result = scenario_steps(&mut ctl, &params).await;
+    let stopped = down(&mut ctl, &state, &settings.tmp_dir).await;
+    result.unwrap_or_else(|e| panic!("{mode} scenario: {e}"));
+    stopped.expect("cluster down");
+    state
+}
+
+async fn scenario_steps(ctl: &mut ClusterController, params: &ClocksParams) -> Result<(), String> {
+    sleep_ms(1500).await;
+    let start = delivered(ctl).await;
+    if start.contains(&0) {
+        return Err(format!("some node received nothing: {start:?}"));
+    }
+
+    // Isolation: m1 hears nothing while the others keep talking.
+    ctl.inject(&Fault::Isolate {
+        machine: MachineId(1),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    sleep_ms(300).await;
+    let a = delivered(ctl).await;
+    sleep_ms(1200).await;
+    let b = delivered(ctl).await;
+    if b[1] != a[1] {
+        return Err(format!("isolated m1 still got messages: {a:?} -> {b:?}"));
+    }
+    if b[0] <= a[0] || b[2] <= a[2] {
+        return Err(format!(
+            "m0 and m2 stopped talking during m1's isolation: {a:?} -> {b:?}"
+        ));
+    }
+    ctl.inject(&Fault::Heal {
+        machine: Some(MachineId(1)),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    sleep_ms(1200).await;
+    let c = delivered(ctl).await;
+    if c[1] <= b[1] {
+        return Err(format!("healed m1 gets nothing: {b:?} -> {c:?}"));
+    }
+
+    // Kill and restart: the node comes back and its clock goes on.
+    let before = clock_of(ctl, 2).await;
+    ctl.inject(&Fault::Crash {
+        machine: MachineId(2),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    sleep_ms(500).await;
+    if ctl.query(NodeId(2), "summary").await.is_ok() {
+        return Err("a killed machine still answers".into());
+    }
+    ctl.inject(&Fault::Restart {
+        machine: MachineId(2),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    sleep_ms(1500).await;
+    let after = clock_of(ctl, 2).await;
+    if after <= before {
+        return Err(format!(
+            "m2's clock did not go on after restart: {before} -> {after}"
+        ));
+    }
+    let d = delivered(ctl).await;
+    if d[2] == 0 {
+        return Err("restarted m2 receives nothing".into());
+    }
+
+    // Lamport's rules on every machine's real log.
+    for m in collect(ctl, params).await.map_err(|e| e.to_string())? {
+        let bad = check_invariants(&m.name, &m.rows);
+        if !bad.is_empty() {
+            return Err(format!("{bad:?}"));
+        }
+        if m.rows.len() < 10 {
+            return Err(format!("{} logged only {} events", m.name, m.rows.len()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "virtual")]
+/// Whether a Docker engine answers. Without one the caller skips, loudly,
+/// unless DZ_REQUIRE_DOCKER=1, which turns the absence into a failure.
+pub fn docker_available() -> bool {
+    let require = Settings::from_env()
+        .map(|s| s.require_docker)
+        .unwrap_or(false);
+    match block_local(distzero::backends::image::connect()) {
+        Ok(_) => true,
+        Err(e) if require => panic!("DZ_REQUIRE_DOCKER=1 but Docker is not reachable: {e}"),
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: this virtual-mode test needs a Docker engine ({e}); set DZ_REQUIRE_DOCKER=1 to fail instead"
+            );
+            false
+        }
+    }
+}
+
+/// Removes a cluster's containers and network when dropped, also when the
+/// test failed half-way.
+#[cfg(feature = "virtual")]
+pub struct DockerCleanup(pub String);
+
+#[cfg(feature = "virtual")]
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = block_local(async move {
+            let docker = distzero::backends::image::connect().await?;
+            distzero::backends::docker::remove_labelled(&docker, Some(&name)).await
+        });
+    }
+}
+
+/// What of a cluster the Docker API still shows.
+#[cfg(feature = "virtual")]
+pub fn docker_leftovers(cluster: &str) -> distzero::backends::docker::Removed {
+    block_local(async {
+        let docker = distzero::backends::image::connect().await.unwrap();
+        distzero::backends::docker::labelled(&docker, Some(cluster))
+            .await
+            .unwrap()
+    })
+}

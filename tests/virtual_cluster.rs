@@ -1,0 +1,129 @@
+//! Virtual mode: machines are Docker containers from the locally built
+//! image, on a private network. After every test, nothing of it remains.
+
+mod common;
+
+use assert_cmd::Command;
+use common::real::{
+    DZ, DockerCleanup, block_local, clocks_scenario, docker_available, docker_leftovers, settings,
+};
+use distzero::node::Mode;
+
+#[test]
+fn virtual_clocks_cluster_keeps_lamport_rules_and_recovers_from_faults() {
+    if !docker_available() {
+        return;
+    }
+    let name = "virtual-scenario";
+    let _cleanup = DockerCleanup(name.into());
+    let tmp = tempfile::tempdir().unwrap();
+    let state = block_local(clocks_scenario(&settings(tmp.path()), Mode::Virtual, name));
+    assert!(state.machines.iter().all(|m| m.container.is_some()));
+    let log = std::fs::read_to_string(tmp.path().join(name).join("m1.json.log")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(first["mode"], "virtual");
+    assert_eq!(first["machine"], "m1");
+    let left = docker_leftovers(name);
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "left behind: {left:?}"
+    );
+}
+
+#[test]
+fn virtual_cluster_commands_pause_and_resume_containers() {
+    if !docker_available() {
+        return;
+    }
+    let name = "virtual-cli";
+    let _cleanup = DockerCleanup(name.into());
+    let tmp = tempfile::tempdir().unwrap();
+    let dz = |args: &[&str]| {
+        let out = Command::new(DZ)
+            .env("DZ_TMP_DIR", tmp.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = dz(&[
+        "cluster",
+        "up",
+        "--mode",
+        "virtual",
+        "--machines",
+        "3",
+        "--name",
+        name,
+    ]);
+    assert!(out.contains("container dz-virtual-cli-m0"), "{out}");
+    assert_eq!(docker_leftovers(name).containers.len(), 3);
+    dz(&["cluster", "fault", name, "pause", "m2"]);
+    let status = dz(&["cluster", "status", name]);
+    assert!(status.contains("m2  Paused"), "{status}");
+    assert!(status.contains("m0  Running"), "{status}");
+    dz(&["cluster", "fault", name, "resume", "m2"]);
+    let status = dz(&["cluster", "status", name]);
+    assert!(
+        status.contains("m2  Running") && status.contains("\"clock\""),
+        "{status}"
+    );
+    dz(&["cluster", "down", name]);
+    let left = docker_leftovers(name);
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "left behind: {left:?}"
+    );
+}
+
+#[test]
+fn virtual_clocks_experiment_runs_in_containers() {
+    if !docker_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(DZ)
+        .env("DZ_TMP_DIR", tmp.path())
+        .args([
+            "clocks",
+            "--mode",
+            "virtual",
+            "--rates",
+            "6,2,1",
+            "--duration",
+            "4s",
+            "--out",
+        ])
+        .arg(tmp.path().join("c"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let cluster = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ran on cluster "))
+        .and_then(|l| l.split(';').next())
+        .map(str::to_string);
+    if let Some(c) = &cluster {
+        drop(DockerCleanup(c.clone()));
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("invariants hold"), "{text}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("c/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["mode"], "virtual");
+    let left = docker_leftovers(&cluster.unwrap());
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "left behind: {left:?}"
+    );
+}
