@@ -25,7 +25,12 @@ pub struct KvPool {
 
 impl KvPool {
     /// `deadline`: how long a request may try before the answer is 503.
-    pub fn new(servers: Vec<ServerAddr>, secret: String, size: usize, deadline: std::time::Duration) -> Self {
+    pub fn new(
+        servers: Vec<ServerAddr>,
+        secret: String,
+        size: usize,
+        deadline: std::time::Duration,
+    ) -> Self {
         let clients = (0..size.max(1))
             .map(|_| {
                 let mut c = KvRemote::new(servers.clone(), secret.clone());
@@ -33,7 +38,10 @@ impl KvPool {
                 Mutex::new(c)
             })
             .collect();
-        KvPool { clients, next: AtomicUsize::new(0) }
+        KvPool {
+            clients,
+            next: AtomicUsize::new(0),
+        }
     }
 
     pub async fn call(&self, op: Op) -> Result<Response> {
@@ -48,7 +56,11 @@ fn reply(status: StatusCode, body: serde_json::Value) -> HttpResponse {
 }
 
 fn failed(e: Error) -> HttpResponse {
-    let status = if e.is_input() { StatusCode::BAD_REQUEST } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if e.is_input() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     reply(status, json!({ "error": e.to_string() }))
 }
 
@@ -66,8 +78,14 @@ async fn run(pool: &KvPool, op: Op) -> std::result::Result<Response, HttpRespons
 async fn get_key(State(pool): State<Arc<KvPool>>, Path(key): Path<String>) -> HttpResponse {
     match run(&pool, Op::Get(key.clone())).await {
         Ok(Response::Value(v)) => reply(StatusCode::OK, json!({ "key": key, "value": v })),
-        Ok(Response::NotFound) => reply(StatusCode::NOT_FOUND, json!({ "error": "key not found", "key": key })),
-        Ok(other) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": format!("unexpected answer {other:?}") })),
+        Ok(Response::NotFound) => reply(
+            StatusCode::NOT_FOUND,
+            json!({ "error": "key not found", "key": key }),
+        ),
+        Ok(other) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": format!("unexpected answer {other:?}") }),
+        ),
         Err(r) => r,
     }
 }
@@ -85,7 +103,12 @@ async fn put_key(
 ) -> HttpResponse {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({ "error": format!("expected {{\"value\": \"...\"}}: {e}") })),
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": format!("expected {{\"value\": \"...\"}}: {e}") }),
+            );
+        }
     };
     match run(&pool, Op::Update(key.clone(), body.value)).await {
         Ok(_) => reply(StatusCode::OK, json!({ "key": key, "ok": true })),
@@ -95,7 +118,10 @@ async fn put_key(
 
 async fn delete_key(State(pool): State<Arc<KvPool>>, Path(key): Path<String>) -> HttpResponse {
     match run(&pool, Op::Delete(key.clone())).await {
-        Ok(Response::NotFound) => reply(StatusCode::NOT_FOUND, json!({ "error": "key not found", "key": key })),
+        Ok(Response::NotFound) => reply(
+            StatusCode::NOT_FOUND,
+            json!({ "error": "key not found", "key": key }),
+        ),
         Ok(_) => reply(StatusCode::OK, json!({ "key": key, "deleted": true })),
         Err(r) => r,
     }
@@ -104,10 +130,14 @@ async fn delete_key(State(pool): State<Arc<KvPool>>, Path(key): Path<String>) ->
 async fn list(State(pool): State<Arc<KvPool>>) -> HttpResponse {
     match run(&pool, Op::Print).await {
         Ok(Response::Pairs(p)) => {
-            let map: serde_json::Map<String, serde_json::Value> = p.into_iter().map(|(k, v)| (k, v.into())).collect();
+            let map: serde_json::Map<String, serde_json::Value> =
+                p.into_iter().map(|(k, v)| (k, v.into())).collect();
             reply(StatusCode::OK, json!({ "count": map.len(), "pairs": map }))
         }
-        Ok(other) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": format!("unexpected answer {other:?}") })),
+        Ok(other) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": format!("unexpected answer {other:?}") }),
+        ),
         Err(r) => r,
     }
 }

@@ -118,7 +118,9 @@ impl Settings {
             require_cloud: flag("DZ_REQUIRE_CLOUD")?,
             require_etcd: flag("DZ_REQUIRE_ETCD")?,
             cloud: CloudSettings {
-                region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
+                region: var("AWS_REGION")
+                    .or_else(|| var("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "us-east-1".into()),
                 endpoint: var("AWS_ENDPOINT_URL"),
                 ami: var("DZ_EC2_AMI"),
                 instance_type: var("DZ_EC2_INSTANCE_TYPE").unwrap_or_else(|| "t3.micro".into()),
@@ -130,10 +132,11 @@ impl Settings {
                 agent_url: var("DZ_AGENT_URL"),
                 agent_sha256: var("DZ_AGENT_SHA256"),
                 ready_timeout_s: match var("DZ_CLOUD_READY_TIMEOUT") {
-                    Some(v) => v
-                        .trim()
-                        .parse()
-                        .map_err(|_| Error::input(format!("DZ_CLOUD_READY_TIMEOUT={v:?} is not a number of seconds")))?,
+                    Some(v) => v.trim().parse().map_err(|_| {
+                        Error::input(format!(
+                            "DZ_CLOUD_READY_TIMEOUT={v:?} is not a number of seconds"
+                        ))
+                    })?,
                     None => 300,
                 },
                 static_credentials: None,

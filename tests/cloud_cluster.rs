@@ -7,7 +7,7 @@ mod common;
 use std::rc::Rc;
 
 use assert_cmd::Command;
-use common::cloud::{Cloud, CloudCleanup, Moto, cloud_settings};
+use common::cloud::{Cloud, CloudCleanup, Moto, busybox_available, cloud_settings};
 use common::real::{DZ, block_local, clocks_scenario, docker_available};
 use distzero::backends::cluster::{down, up};
 use distzero::backends::ec2::api;
@@ -16,7 +16,9 @@ use distzero::node::{MachineId, Mode, NodeId};
 use distzero::systems::NodeSpec;
 
 fn clocks(n: u32) -> (Vec<MachineSpec>, Placement) {
-    let machines = (0..n).map(|i| MachineSpec::named(format!("m{i}"))).collect();
+    let machines = (0..n)
+        .map(|i| MachineSpec::named(format!("m{i}")))
+        .collect();
     let placement = (0..n)
         .map(|i| {
             let spec = NodeSpec {
@@ -32,8 +34,10 @@ fn clocks(n: u32) -> (Vec<MachineSpec>, Placement) {
     (machines, placement)
 }
 
+/// Docker, moto and busybox (the stand-ins' shell): what booting emulated
+/// instances needs.
 fn ready() -> Option<Moto> {
-    if !docker_available() {
+    if !docker_available() || !busybox_available() {
         return None;
     }
     Moto::start()
@@ -51,9 +55,15 @@ fn cloud_clocks_cluster_boots_from_user_data_and_recovers_from_faults() {
         let state = clocks_scenario(&cloud.settings, Mode::Cloud, label).await;
         // Launched in one call, tagged, and all terminated by `down`.
         assert!(state.machines.iter().all(|m| m.instance.is_some()));
-        assert!(cloud.live_instances().await.is_empty(), "instances left running");
+        assert!(
+            cloud.live_instances().await.is_empty(),
+            "instances left running"
+        );
         let ec2 = api::client(&cloud.settings.cloud).await;
-        assert!(api::groups(&ec2, Some(label)).await.unwrap().is_empty(), "security group left behind");
+        assert!(
+            api::groups(&ec2, Some(label)).await.unwrap().is_empty(),
+            "security group left behind"
+        );
         standins.abort();
     });
 }
@@ -68,38 +78,72 @@ fn cloud_launch_tags_every_instance_and_opens_only_agent_ports() {
         let cloud = Rc::new(Cloud::new(tmp.path(), moto, label).await);
         let standins = tokio::task::spawn_local(cloud.clone().stand_in());
         let (machines, placement) = clocks(3);
-        let (mut ctl, state) =
-            up(&cloud.settings, label, Mode::Cloud, &machines, placement, std::path::Path::new(DZ)).await.unwrap();
+        let (mut ctl, state) = up(
+            &cloud.settings,
+            label,
+            Mode::Cloud,
+            &machines,
+            placement,
+            std::path::Path::new(DZ),
+        )
+        .await
+        .unwrap();
         let ec2 = api::client(&cloud.settings.cloud).await;
         let instances = api::find(&ec2, Some(label)).await.unwrap();
         assert_eq!(instances.len(), 3);
         for i in &instances {
-            let tags: Vec<(String, String)> =
-                i.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect();
+            let tags: Vec<(String, String)> = i
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+                .collect();
             assert!(tags.contains(&("distzero".into(), "1".into())));
             assert!(tags.contains(&("distzero.cluster".into(), label.into())));
         }
         // One reservation: one RunInstances call for the batch.
         let described = ec2
             .describe_instances()
-            .filters(aws_sdk_ec2::types::Filter::builder().name("tag:distzero.cluster").values(label).build())
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:distzero.cluster")
+                    .values(label)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(described.reservations().len(), 1);
         let groups = api::groups(&ec2, Some(label)).await.unwrap();
         assert_eq!(groups.len(), 1);
-        let described = ec2.describe_security_groups().group_ids(&groups[0]).send().await.unwrap();
+        let described = ec2
+            .describe_security_groups()
+            .group_ids(&groups[0])
+            .send()
+            .await
+            .unwrap();
         let rules = described.security_groups()[0].ip_permissions();
         assert_eq!(rules.len(), 1, "{rules:?}");
-        assert_eq!((rules[0].from_port(), rules[0].to_port()), (Some(7700), Some(7701)));
-        let cidrs: Vec<&str> = rules[0].ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+        assert_eq!(
+            (rules[0].from_port(), rules[0].to_port()),
+            (Some(7700), Some(7701))
+        );
+        let cidrs: Vec<&str> = rules[0]
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip())
+            .collect();
         assert_eq!(cidrs, vec!["127.0.0.1/32"], "only the controller");
-        assert_eq!(rules[0].user_id_group_pairs()[0].group_id(), Some(groups[0].as_str()), "and the cluster itself");
+        assert_eq!(
+            rules[0].user_id_group_pairs()[0].group_id(),
+            Some(groups[0].as_str()),
+            "and the cluster itself"
+        );
         // The agents answer through the control plane.
         let stats = ctl.stats().await.unwrap();
         assert_eq!(stats.nodes.len(), 3);
-        down(&mut ctl, &state, &cloud.settings.tmp_dir).await.unwrap();
+        down(&mut ctl, &state, &cloud.settings.tmp_dir)
+            .await
+            .unwrap();
         assert!(cloud.live_instances().await.is_empty());
         standins.abort();
     });
@@ -113,14 +157,27 @@ fn cloud_failed_up_leaves_no_instance_running() {
     settings.cloud.ready_timeout_s = 3; // no agent will ever answer: nothing stands in
     block_local(async {
         let (machines, placement) = clocks(4);
-        let err = up(&settings, "cloud-fail", Mode::Cloud, &machines, placement, std::path::Path::new(DZ))
-            .await
-            .err()
-            .expect("up must fail without agents");
+        let err = up(
+            &settings,
+            "cloud-fail",
+            Mode::Cloud,
+            &machines,
+            placement,
+            std::path::Path::new(DZ),
+        )
+        .await
+        .err()
+        .expect("up must fail without agents");
         assert!(err.to_string().contains("agent"), "{err}");
         let ec2 = api::client(&settings.cloud).await;
-        assert!(api::find(&ec2, None).await.unwrap().is_empty(), "a failed up left instances");
-        assert!(api::groups(&ec2, None).await.unwrap().is_empty(), "a failed up left its security group");
+        assert!(
+            api::find(&ec2, None).await.unwrap().is_empty(),
+            "a failed up left instances"
+        );
+        assert!(
+            api::groups(&ec2, None).await.unwrap().is_empty(),
+            "a failed up left its security group"
+        );
     });
 }
 
@@ -131,7 +188,9 @@ fn cloud_reaper_terminates_leaked_instances() {
     let settings = cloud_settings(tmp.path(), &moto);
     block_local(async {
         let ec2 = api::client(&settings.cloud).await;
-        let group = api::create_group(&ec2, &settings.cloud, "leak", "127.0.0.1/32").await.unwrap();
+        let group = api::create_group(&ec2, &settings.cloud, "leak", "127.0.0.1/32")
+            .await
+            .unwrap();
         for _ in 0..2 {
             let r = api::LaunchRequest {
                 cfg: &settings.cloud,
@@ -154,7 +213,11 @@ fn cloud_reaper_terminates_leaked_instances() {
         .args(["clean", "--mode", "cloud"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("terminated 6 instances"));
     block_local(async {
         let ec2 = api::client(&settings.cloud).await;
@@ -175,12 +238,24 @@ fn cloud_bad_ami_and_bad_group_are_one_clear_line() {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env("DZ_CLOUD_READY_TIMEOUT", "2")
-            .args(["cluster", "up", "--mode", "cloud", "--machines", "2", "--name", "bad"]);
+            .args([
+                "cluster",
+                "up",
+                "--mode",
+                "cloud",
+                "--machines",
+                "2",
+                "--name",
+                "bad",
+            ]);
         for (k, v) in extra {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = run(&[]);
     assert_eq!(code, Some(2));
@@ -193,8 +268,18 @@ fn cloud_bad_ami_and_bad_group_are_one_clear_line() {
     let settings = cloud_settings(tmp.path(), &moto);
     let open = block_local(async {
         let ec2 = api::client(&settings.cloud).await;
-        let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0].vpc_id().unwrap().to_string();
-        let g = ec2.create_security_group().group_name("wide-open").description("x").vpc_id(vpc).send().await.unwrap();
+        let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0]
+            .vpc_id()
+            .unwrap()
+            .to_string();
+        let g = ec2
+            .create_security_group()
+            .group_name("wide-open")
+            .description("x")
+            .vpc_id(vpc)
+            .send()
+            .await
+            .unwrap();
         let g = g.group_id().unwrap().to_string();
         ec2.authorize_security_group_ingress()
             .group_id(&g)
@@ -207,11 +292,17 @@ fn cloud_bad_ami_and_bad_group_are_one_clear_line() {
             .unwrap();
         g
     });
-    let (code, err) = run(&[("DZ_EC2_AMI", "ami-12c6146b"), ("DZ_EC2_SECURITY_GROUP", &open)]);
+    let (code, err) = run(&[
+        ("DZ_EC2_AMI", "ami-12c6146b"),
+        ("DZ_EC2_SECURITY_GROUP", &open),
+    ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("opens more than the agent ports"), "{err}");
     block_local(async {
         let ec2 = api::client(&settings.cloud).await;
-        assert!(api::find(&ec2, None).await.unwrap().is_empty(), "refused launches must not leave instances");
+        assert!(
+            api::find(&ec2, None).await.unwrap().is_empty(),
+            "refused launches must not leave instances"
+        );
     });
 }

@@ -14,7 +14,6 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use common::real::{DZ, block_local, settings};
-use distzero::backends::ClusterBackend;
 use distzero::backends::cluster::{ClusterController, down, up};
 use distzero::controller::{Fault, MachineSpec, Placement};
 use distzero::kvbench::{TargetSpec, run};
@@ -26,7 +25,9 @@ use distzero::systems::kv::remote::{KvRemote, ServerAddr};
 use distzero::systems::kv::workload::Workload;
 
 fn kv_placement(n: u32) -> (Vec<MachineSpec>, Placement) {
-    let machines = (0..n).map(|i| MachineSpec::named(format!("m{i}"))).collect();
+    let machines = (0..n)
+        .map(|i| MachineSpec::named(format!("m{i}")))
+        .collect();
     let placement = (0..n)
         .map(|i| {
             let spec = NodeSpec {
@@ -42,23 +43,17 @@ fn kv_placement(n: u32) -> (Vec<MachineSpec>, Placement) {
     (machines, placement)
 }
 
+/// The servers' data addresses: server i runs on machine i.
 fn addrs(ctl: &ClusterController) -> Vec<ServerAddr> {
-    ctl.backend_records()
-}
-
-trait Records {
-    fn backend_records(&self) -> Vec<ServerAddr>;
-}
-
-impl Records for ClusterController {
-    fn backend_records(&self) -> Vec<ServerAddr> {
-        self.backend()
-            .records()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| ServerAddr { node: NodeId(i as u32), address: r.data.clone() })
-            .collect()
-    }
+    let records = ctl.backend().records();
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ServerAddr {
+            node: NodeId(i as u32),
+            address: r.data.clone(),
+        })
+        .collect()
 }
 
 async fn master(ctl: &mut ClusterController) -> u32 {
@@ -81,41 +76,84 @@ fn local_kv_kill_9_of_the_master_under_load_loses_no_acknowledged_write() {
     let s = settings(tmp.path());
     block_local(async {
         let (machines, placement) = kv_placement(3);
-        let (mut ctl, state) = up(&s, "kv-kill", Mode::Local, &machines, placement, Path::new(DZ)).await.unwrap();
-        let spec = TargetSpec::DistZero { servers: addrs(&ctl), secret: state.secret.clone() };
-        let workload = Workload { clients: 4, requests: 300, interval_ms: 2.0, keys: 8, ..Default::default() };
+        let (mut ctl, state) = up(
+            &s,
+            "kv-kill",
+            Mode::Local,
+            &machines,
+            placement,
+            Path::new(DZ),
+        )
+        .await
+        .unwrap();
+        let spec = TargetSpec::DistZero {
+            servers: addrs(&ctl),
+            secret: state.secret.clone(),
+        };
+        let workload = Workload {
+            clients: 4,
+            requests: 300,
+            interval_ms: 2.0,
+            keys: 8,
+            ..Default::default()
+        };
         let load = tokio::spawn({
             let spec = spec.clone();
             async move { run(&spec, &workload, 1, Arc::new(AtomicU64::new(0))).await }
         });
         tokio::time::sleep(Duration::from_millis(400)).await;
         let m = master(&mut ctl).await;
-        ctl.inject(&Fault::Crash { machine: MachineId(m) }).await.unwrap();
+        ctl.inject(&Fault::Crash {
+            machine: MachineId(m),
+        })
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        ctl.inject(&Fault::Restart { machine: MachineId(m) }).await.unwrap();
+        ctl.inject(&Fault::Restart {
+            machine: MachineId(m),
+        })
+        .await
+        .unwrap();
         let mut result = load.await.unwrap().unwrap();
         assert!(result.errors.is_empty(), "{:?}", result.errors.first());
         // Read every key at the end: acknowledged writes must all be there.
         let mut reader = KvRemote::new(addrs(&ctl), state.secret.clone());
         let t0 = Instant::now();
         for k in 0..8 {
-            let op = Op::Get(Workload { key_size: 4, ..Default::default() }.key(k));
-            let call = result.history.iter().map(|h| h.ret_ns.unwrap_or(0)).max().unwrap() + 1;
+            let op = Op::Get(
+                Workload {
+                    key_size: 4,
+                    ..Default::default()
+                }
+                .key(k),
+            );
+            let call = result
+                .history
+                .iter()
+                .map(|h| h.ret_ns.unwrap_or(0))
+                .max()
+                .unwrap()
+                + 1;
             let (r, _) = reader.call(op.clone()).await.unwrap();
             let ret = call + t0.elapsed().as_nanos() as u64 + 1;
-            result.history.push(distzero::systems::kv::client::HistoryOp {
-                client: 99,
-                id: u64::from(k),
-                op,
-                call_ns: call,
-                ret_ns: Some(ret),
-                output: Some(r),
-                tries: 1,
-            });
+            result
+                .history
+                .push(distzero::systems::kv::client::HistoryOp {
+                    client: 99,
+                    id: u64::from(k),
+                    op,
+                    call_ns: call,
+                    ret_ns: Some(ret),
+                    output: Some(r),
+                    tries: 1,
+                });
         }
         let verdict = check_history(&result.history);
         assert!(verdict.linearizable, "{verdict:?}");
-        assert!(ctl.query(NodeId(m), "status").await.is_ok(), "the killed master is back");
+        assert!(
+            ctl.query(NodeId(m), "status").await.is_ok(),
+            "the killed master is back"
+        );
         down(&mut ctl, &state, &s.tmp_dir).await.unwrap();
     });
 }
@@ -126,26 +164,60 @@ fn local_kv_corrupt_log_tail_is_cut_and_reported_on_restart() {
     let s = settings(tmp.path());
     block_local(async {
         let (machines, placement) = kv_placement(3);
-        let (mut ctl, state) = up(&s, "kv-torn", Mode::Local, &machines, placement, Path::new(DZ)).await.unwrap();
+        let (mut ctl, state) = up(
+            &s,
+            "kv-torn",
+            Mode::Local,
+            &machines,
+            placement,
+            Path::new(DZ),
+        )
+        .await
+        .unwrap();
         let mut client = KvRemote::new(addrs(&ctl), state.secret.clone());
         for i in 0..20 {
-            client.call(Op::Update(format!("k{i}"), format!("v{i}"))).await.unwrap();
+            client
+                .call(Op::Update(format!("k{i}"), format!("v{i}")))
+                .await
+                .unwrap();
         }
         let victim = (master(&mut ctl).await + 1) % 3;
-        ctl.inject(&Fault::Crash { machine: MachineId(victim) }).await.unwrap();
-        let log = tmp.path().join(format!("kv-torn/machines/m{victim}/nodes/{victim}/log"));
+        ctl.inject(&Fault::Crash {
+            machine: MachineId(victim),
+        })
+        .await
+        .unwrap();
+        let log = tmp
+            .path()
+            .join(format!("kv-torn/machines/m{victim}/nodes/{victim}/log"));
         let good = std::fs::metadata(&log).unwrap().len();
         // Half a record: a length that promises more than is there.
-        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
-        ctl.inject(&Fault::Restart { machine: MachineId(victim) }).await.unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(&[200, 0, 0, 0, 1, 2, 3])
+            .unwrap();
+        ctl.inject(&Fault::Restart {
+            machine: MachineId(victim),
+        })
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(std::fs::metadata(&log).unwrap().len() >= good, true);
+        assert!(std::fs::metadata(&log).unwrap().len() >= good);
         let stats = ctl.stats().await.unwrap();
         let n = stats.nodes.iter().find(|n| n.id == NodeId(victim)).unwrap();
         assert_eq!(n.counters["log_tail_cut"], 1, "{:?}", n.counters);
         assert_eq!(n.counters["log_tail_cut_bytes"], 7);
-        let agent_log = std::fs::read_to_string(tmp.path().join(format!("kv-torn/machines/m{victim}/agent.json.log"))).unwrap();
-        assert!(agent_log.contains("cut a damaged log tail"), "not reported in the log");
+        let agent_log = std::fs::read_to_string(
+            tmp.path()
+                .join(format!("kv-torn/machines/m{victim}/agent.json.log")),
+        )
+        .unwrap();
+        assert!(
+            agent_log.contains("cut a damaged log tail"),
+            "not reported in the log"
+        );
         // The data is intact and the service goes on.
         for i in [0, 19] {
             let (r, _) = client.call(Op::Get(format!("k{i}"))).await.unwrap();
@@ -156,8 +228,16 @@ fn local_kv_corrupt_log_tail_is_cut_and_reported_on_restart() {
 }
 
 fn dz(tmp: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(DZ).env("DZ_TMP_DIR", tmp).args(args).output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(DZ)
+        .env("DZ_TMP_DIR", tmp)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
@@ -167,7 +247,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Va
     s.read_to_string(&mut text).unwrap();
     let status = text[9..12].parse().unwrap();
     let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(json).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 struct Kill(Child);
@@ -183,18 +266,41 @@ impl Drop for Kill {
 fn local_kv_client_rest_gateway_and_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let (code, _, err) = dz(t, &["cluster", "up", "--mode", "local", "--machines", "3", "--system", "kv", "--name", "kvc"]);
+    let (code, _, err) = dz(
+        t,
+        &[
+            "cluster",
+            "up",
+            "--mode",
+            "local",
+            "--machines",
+            "3",
+            "--system",
+            "kv",
+            "--name",
+            "kvc",
+        ],
+    );
     assert_eq!(code, Some(0), "{err}");
-    let (code, out, _) = dz(t, &["kv", "--cluster", "kvc", "update", "a", "hello", "world"]);
+    let (code, out, _) = dz(
+        t,
+        &["kv", "--cluster", "kvc", "update", "a", "hello", "world"],
+    );
     assert_eq!((code, out.trim()), (Some(0), "OK"));
     let (_, out, _) = dz(t, &["kv", "--cluster", "kvc", "get", "a"]);
     assert_eq!(out.trim(), "hello world");
     // Bad input: one clear line, exit 2, nothing applied.
     let big = "x".repeat(70_000);
     for (args, says) in [
-        (vec!["kv", "--cluster", "kvc", "frob", "a"], "unrecognized subcommand"),
+        (
+            vec!["kv", "--cluster", "kvc", "frob", "a"],
+            "unrecognized subcommand",
+        ),
         (vec!["kv", "--cluster", "kvc", "get"], "required"),
-        (vec!["kv", "--cluster", "kvc", "update", "b", big.as_str()], "at most 65536"),
+        (
+            vec!["kv", "--cluster", "kvc", "update", "b", big.as_str()],
+            "at most 65536",
+        ),
         (vec!["kv", "--cluster", "nope", "count"], "no cluster named"),
     ] {
         let (code, _, err) = dz(t, &args);
@@ -206,9 +312,21 @@ fn local_kv_client_rest_gateway_and_bad_input() {
     assert_eq!(out.trim(), "1", "the refused update must not be applied");
     std::fs::write(t.join("bad.toml"), "reads = 120\n").unwrap();
     let bad = t.join("bad.toml");
-    let (code, _, err) = dz(t, &["kv-bench", "--workload", bad.to_str().unwrap(), "--cluster", "kvc"]);
+    let (code, _, err) = dz(
+        t,
+        &[
+            "kv-bench",
+            "--workload",
+            bad.to_str().unwrap(),
+            "--cluster",
+            "kvc",
+        ],
+    );
     assert_eq!(code, Some(2));
-    assert!(err.contains("bad.toml") && err.contains("percentage"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("percentage"),
+        "{err}"
+    );
     // Interactive: bad lines are reported, the session goes on.
     let mut child = Command::new(DZ)
         .env("DZ_TMP_DIR", t)
@@ -217,7 +335,12 @@ fn local_kv_client_rest_gateway_and_bad_input() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"frob\nexists a\ndelete zz\nupdate\ncount\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"frob\nexists a\ndelete zz\nupdate\ncount\n")
+        .unwrap();
     let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
@@ -231,11 +354,24 @@ fn local_kv_client_rest_gateway_and_bad_input() {
     );
 
     // The REST gateway.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gateway = Kill(
         Command::new(DZ)
             .env("DZ_TMP_DIR", t)
-            .args(["kv", "--cluster", "kvc", "rest", "--port", &port.to_string(), "--timeout", "2s"])
+            .args([
+                "kv",
+                "--cluster",
+                "kvc",
+                "rest",
+                "--port",
+                &port.to_string(),
+                "--timeout",
+                "2s",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -275,26 +411,47 @@ struct Etcd {
 }
 
 fn etcd() -> Option<Etcd> {
-    let require = distzero::settings::Settings::from_env().map(|s| s.require_etcd).unwrap_or(false);
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let require = distzero::settings::Settings::from_env()
+        .map(|s| s.require_etcd)
+        .unwrap_or(false);
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
     let (client, peer) = (free(), free());
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new("etcd")
         .args(["--name", "e", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
-        .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+        .args([
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{client}"),
+        ])
+        .args([
+            "--advertise-client-urls",
+            &format!("http://127.0.0.1:{client}"),
+        ])
         .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
         .args(["--initial-cluster", &format!("e=http://127.0.0.1:{peer}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
     let child = match child {
         Ok(c) => Kill(c),
-        Err(e) if require => panic!("DZ_REQUIRE_ETCD=1 but etcd cannot start: {e} (apt-get install etcd-server)"),
+        Err(e) if require => {
+            panic!("DZ_REQUIRE_ETCD=1 but etcd cannot start: {e} (apt-get install etcd-server)")
+        }
         Err(e) => {
-            eprintln!("SKIPPED: this test needs etcd ({e}); apt-get install etcd-server, or DZ_REQUIRE_ETCD=1 to fail instead");
+            eprintln!(
+                "SKIPPED: this test needs etcd ({e}); apt-get install etcd-server, or DZ_REQUIRE_ETCD=1 to fail instead"
+            );
             return None;
         }
     };
@@ -303,7 +460,11 @@ fn etcd() -> Option<Etcd> {
         assert!(Instant::now() < deadline, "etcd did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(Etcd { _child: child, address: format!("127.0.0.1:{client}"), _dir: dir })
+    Some(Etcd {
+        _child: child,
+        address: format!("127.0.0.1:{client}"),
+        _dir: dir,
+    })
 }
 
 #[test]
@@ -326,9 +487,15 @@ fn local_kv_bench_drives_etcd_with_the_same_workload() {
         ],
     );
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("800 of 800 requests answered") && out.contains("linearizable: yes"), "{out}");
+    assert!(
+        out.contains("800 of 800 requests answered") && out.contains("linearizable: yes"),
+        "{out}"
+    );
     let results = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
-    assert!(results.starts_with("clients,seconds,requests_per_s,p50_us,p99_us,p999_us\n4,"), "{results}");
+    assert!(
+        results.starts_with("clients,seconds,requests_per_s,p50_us,p99_us,p999_us\n4,"),
+        "{results}"
+    );
     let latency = std::fs::read_to_string(out_dir.join("latency.csv")).unwrap();
     assert!(latency.starts_with("start_us,client,request,op,latency_us,tries,result\n"));
     assert_eq!(latency.lines().count(), 801);

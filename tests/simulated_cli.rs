@@ -237,6 +237,17 @@ fn simulated_bench_and_demo_run() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("invariants hold"), "{text}");
     assert!(tmp.path().join("demo/clocks-p0.7/clock.png").exists());
+    assert!(text.contains("the history is linearizable"), "{text}");
+    let scene: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("demo/kv-scene.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(scene["verdict"]["linearizable"], true);
+    assert!(
+        scene["view_changes"].as_u64().unwrap() >= 2,
+        "a crash and a partition: {scene}"
+    );
+    assert_eq!(scene["unanswered"], 0);
 }
 
 #[rstest]

@@ -6,26 +6,41 @@ use std::time::Duration;
 
 use distzero::node::{MachineId, NodeId};
 use distzero::systems::kv::msg::{Op, Response};
-use distzero::systems::kv::sim_check::{Faults, SeedResult, SimCheckOptions, build, run_many, run_seed};
+use distzero::systems::kv::sim_check::{
+    Faults, SeedResult, SimCheckOptions, build, run_many, run_seed,
+};
 use distzero::systems::kv::{KvConfig, KvNode, Persistence, check::check_history, quorum::Quorum};
 use distzero::systems::{NodeSpec, Roster, System};
 use rstest::rstest;
 
 fn opts(faults: &str) -> SimCheckOptions {
-    SimCheckOptions { faults: Faults::parse(faults).unwrap(), ..Default::default() }
+    SimCheckOptions {
+        faults: Faults::parse(faults).unwrap(),
+        ..Default::default()
+    }
 }
 
 fn report(r: &SeedResult) -> String {
     format!(
         "seed {}: {} completed, {} unanswered, {} view changes, linearizable {}: {:?}",
-        r.seed, r.completed, r.unanswered, r.view_changes, r.verdict.linearizable, r.verdict.violation
+        r.seed,
+        r.completed,
+        r.unanswered,
+        r.view_changes,
+        r.verdict.linearizable,
+        r.verdict.violation
     )
 }
 
 fn all_good(results: &[SeedResult]) {
     for r in results {
         assert!(r.verdict.linearizable, "{}", report(r));
-        assert_eq!(r.unanswered, 0, "every request is answered once faults heal: {}", report(r));
+        assert_eq!(
+            r.unanswered,
+            0,
+            "every request is answered once faults heal: {}",
+            report(r)
+        );
         assert!(r.completed > 100, "{}", report(r));
     }
 }
@@ -51,36 +66,58 @@ fn simulated_kv_is_linearizable_under_faults(#[case] faults: &str) {
     all_good(&results);
     let view_changes: u64 = results.iter().map(|r| r.view_changes).sum();
     if faults.contains("crash") || faults.contains("partition") {
-        assert!(view_changes > 30, "the faults should have forced view changes: {view_changes}");
+        assert!(
+            view_changes > 30,
+            "the faults should have forced view changes: {view_changes}"
+        );
     }
 }
 
 #[test]
 fn simulated_kv_checker_catches_acknowledging_before_the_quorum() {
     let mut o = opts("crash,partition");
-    o.config = KvConfig { unsafe_ack_before_quorum: true, ..Default::default() };
+    o.config = KvConfig {
+        unsafe_ack_before_quorum: true,
+        ..Default::default()
+    };
     let results = run_many(1..41, 2, &o, &|_| {}).unwrap();
     let caught = results.iter().filter(|r| !r.verdict.linearizable).count();
-    assert!(caught >= 5, "the broken variant passed {} of 40 seeds", 40 - caught);
+    assert!(
+        caught >= 5,
+        "the broken variant passed {} of 40 seeds",
+        40 - caught
+    );
     let r = results.iter().find(|r| !r.verdict.linearizable).unwrap();
     let (_, core) = r.verdict.violation.as_ref().unwrap();
-    assert!(!core.is_empty() && core.len() < 20, "a small failing sub-history: {core:?}");
+    assert!(
+        !core.is_empty() && core.len() < 20,
+        "a small failing sub-history: {core:?}"
+    );
 }
 
 #[test]
 fn simulated_kv_delegated_replication_survives_coordinator_crashes() {
     let mut o = opts("crash");
-    o.config = KvConfig { delegate: true, ..Default::default() };
+    o.config = KvConfig {
+        delegate: true,
+        ..Default::default()
+    };
     let results = run_many(1..31, 2, &o, &|_| {}).unwrap();
     all_good(&results);
     let takeovers: u64 = results.iter().map(|r| r.coordinator_takeovers).sum();
-    assert!(takeovers > 0, "no coordinator ever failed: the test shows nothing");
+    assert!(
+        takeovers > 0,
+        "no coordinator ever failed: the test shows nothing"
+    );
 }
 
 #[test]
 fn simulated_kv_without_fsync_survives_minority_crashes_and_cuts_torn_tails() {
     let mut o = opts("crash");
-    o.config = KvConfig { persistence: Persistence::None, ..Default::default() };
+    o.config = KvConfig {
+        persistence: Persistence::None,
+        ..Default::default()
+    };
     // A server that lost state catches up before the next crash.
     o.gap = Duration::from_secs(3);
     let results = run_many(1..31, 2, &o, &|_| {}).unwrap();
@@ -99,7 +136,11 @@ fn simulated_kv_acknowledged_writes_survive_the_master_crashing() {
     o.workload.keys = 12;
     let mut sim = build(7, &o).unwrap();
     sim.run_until(Duration::from_secs(3));
-    let master = (0..5).find(|&s| sim.node(NodeId(s)).and_then(KvNode::as_server).is_some_and(|s| s.is_master()));
+    let master = (0..5).find(|&s| {
+        sim.node(NodeId(s))
+            .and_then(KvNode::as_server)
+            .is_some_and(|s| s.is_master())
+    });
     let master = master.expect("a master");
     let other = (master + 1) % 5;
     sim.crash(MachineId(master));
@@ -110,20 +151,32 @@ fn simulated_kv_acknowledged_writes_survive_the_master_crashing() {
     sim.run_until(Duration::from_secs(14));
     let mut history = Vec::new();
     for c in 5..7 {
-        history.extend(sim.node(NodeId(c)).and_then(KvNode::as_client).unwrap().full_history(NodeId(c)));
+        history.extend(
+            sim.node(NodeId(c))
+                .and_then(KvNode::as_client)
+                .unwrap()
+                .full_history(NodeId(c)),
+        );
     }
     let verdict = check_history(&history);
     assert!(verdict.linearizable, "{verdict:?}");
     // Each final read returns a write nothing had certainly overwritten
     // before the read began: no acknowledged write is lost.
-    let final_reads: Vec<_> = history.iter().filter(|h| matches!(h.op, Op::Get(_)) && h.call_ns > 10_000_000_000).collect();
+    let final_reads: Vec<_> = history
+        .iter()
+        .filter(|h| matches!(h.op, Op::Get(_)) && h.call_ns > 10_000_000_000)
+        .collect();
     assert!(final_reads.len() >= 12);
     for read in final_reads {
         let key = read.op.key().unwrap();
-        let writes: Vec<_> = history.iter().filter(|h| h.op.key() == Some(key) && !h.op.is_read()).collect();
+        let writes: Vec<_> = history
+            .iter()
+            .filter(|h| h.op.key() == Some(key) && !h.op.is_read())
+            .collect();
         let superseded = |w: &&distzero::systems::kv::client::HistoryOp| {
             writes.iter().any(|w2| {
-                w2.ret_ns.is_some_and(|r2| r2 < read.call_ns) && w.ret_ns.is_some_and(|r| r < w2.call_ns)
+                w2.ret_ns.is_some_and(|r2| r2 < read.call_ns)
+                    && w.ret_ns.is_some_and(|r| r < w2.call_ns)
             })
         };
         let candidates: Vec<Option<Response>> = writes
@@ -135,10 +188,20 @@ fn simulated_kv_acknowledged_writes_survive_the_master_crashing() {
             })
             .collect();
         if !candidates.is_empty() {
-            assert!(candidates.contains(&read.output), "lost write to {key}: read {:?}, could be {candidates:?}", read.output);
+            assert!(
+                candidates.contains(&read.output),
+                "lost write to {key}: read {:?}, could be {candidates:?}",
+                read.output
+            );
         }
     }
-    let new_master = (0..5).filter(|&s| sim.node(NodeId(s)).and_then(KvNode::as_server).is_some_and(|s| s.is_master())).count();
+    let new_master = (0..5)
+        .filter(|&s| {
+            sim.node(NodeId(s))
+                .and_then(KvNode::as_server)
+                .is_some_and(|s| s.is_master())
+        })
+        .count();
     assert_eq!(new_master, 1);
 }
 
@@ -151,10 +214,18 @@ fn simulated_kv_refuses_quorums_that_need_not_meet() {
     })
     .unwrap();
     let nodes = (0..4)
-        .map(|i| NodeSpec { id: NodeId(i), name: format!("s{i}"), system: "kv".into(), role: "server".into(), config: config.clone() })
+        .map(|i| NodeSpec {
+            id: NodeId(i),
+            name: format!("s{i}"),
+            system: "kv".into(),
+            role: "server".into(),
+            config: config.clone(),
+        })
         .collect();
     let roster = std::sync::Arc::new(Roster { nodes });
-    let err = distzero::systems::kv::Kv::build(&roster.nodes[0], &roster).err().unwrap();
+    let err = distzero::systems::kv::Kv::build(&roster.nodes[0], &roster)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("need not intersect"), "{err}");
 }
 

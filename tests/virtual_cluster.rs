@@ -127,3 +127,54 @@ fn virtual_clocks_experiment_runs_in_containers() {
         "left behind: {left:?}"
     );
 }
+
+#[test]
+fn virtual_kv_cluster_serves_clients_and_survives_a_killed_container() {
+    if !docker_available() {
+        return;
+    }
+    let name = "virtual-kv";
+    let _cleanup = DockerCleanup(name.into());
+    let tmp = tempfile::tempdir().unwrap();
+    let dz = |args: &[&str]| {
+        let out = Command::new(DZ)
+            .env("DZ_TMP_DIR", tmp.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    dz(&[
+        "cluster",
+        "up",
+        "--mode",
+        "virtual",
+        "--machines",
+        "3",
+        "--system",
+        "kv",
+        "--name",
+        name,
+    ]);
+    dz(&["kv", "--cluster", name, "update", "colour", "blue"]);
+    // The master of view 0 is on m0: kill it; the others elect a new one.
+    dz(&["cluster", "fault", name, "kill", "m0"]);
+    dz(&["kv", "--cluster", name, "update", "shape", "round"]);
+    let out = dz(&["kv", "--cluster", name, "get", "colour"]);
+    assert!(out.contains("blue"), "{out}");
+    dz(&["cluster", "fault", name, "restart", "m0"]);
+    let out = dz(&["kv", "--cluster", name, "count"]);
+    assert_eq!(out.trim(), "2", "{out}");
+    dz(&["cluster", "down", name]);
+    let left = docker_leftovers(name);
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "left behind: {left:?}"
+    );
+}

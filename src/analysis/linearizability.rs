@@ -20,7 +20,12 @@ pub trait Model {
 
     /// The state after `input` if `output` (None: unknown) is possible from
     /// `state`, or None if it is not.
-    fn step(&self, state: &Self::State, input: &Self::Input, output: Option<&Self::Output>) -> Option<Self::State>;
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State>;
 }
 
 /// One operation of a history; times in any consistent unit.
@@ -75,11 +80,23 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
     order.sort_unstable();
     // Slot 0 is the head sentinel; events follow.
     let mut ev: Vec<Event> = Vec::with_capacity(2 * n + 1);
-    ev.push(Event { op: NIL, call: false, partner: NIL, prev: NIL, next: 1 });
+    ev.push(Event {
+        op: NIL,
+        call: false,
+        partner: NIL,
+        prev: NIL,
+        next: 1,
+    });
     let mut call_slot = vec![0usize; n];
     for (k, &(_, kind, op)) in order.iter().enumerate() {
         let slot = k + 1;
-        ev.push(Event { op, call: kind == 0, partner: NIL, prev: slot - 1, next: if k + 1 < order.len() { slot + 1 } else { NIL } });
+        ev.push(Event {
+            op,
+            call: kind == 0,
+            partner: NIL,
+            prev: slot - 1,
+            next: if k + 1 < order.len() { slot + 1 } else { NIL },
+        });
         if kind == 0 {
             call_slot[op] = slot;
         } else {
@@ -112,7 +129,9 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
     while ev[0].next != NIL {
         if entry == NIL {
             // Past the end without linearizing everything: back up.
-            let Some((call, prev_state)) = stack.pop() else { return false };
+            let Some((call, prev_state)) = stack.pop() else {
+                return false;
+            };
             state = prev_state;
             linearized.clear(ev[call].op);
             let ret = ev[call].partner;
@@ -140,7 +159,9 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
             entry = ev[entry].next;
         } else {
             // A return whose operation is not linearized yet: back up.
-            let Some((call, prev_state)) = stack.pop() else { return false };
+            let Some((call, prev_state)) = stack.pop() else {
+                return false;
+            };
             state = prev_state;
             linearized.clear(ev[call].op);
             let ret = ev[call].partner;
@@ -220,28 +241,48 @@ mod tests {
     }
 
     fn op(call: u64, ret: Option<u64>, input: Io, output: Option<u32>) -> Operation<Io, u32> {
-        Operation { call, ret, input, output }
+        Operation {
+            call,
+            ret,
+            input,
+            output,
+        }
     }
 
     #[test]
     fn simulated_checker_accepts_linearizable_histories() {
         // Overlapping write and read: the read may see either value.
-        let h = vec![op(0, Some(10), Io::Write(1), Some(0)), op(5, Some(15), Io::Read, Some(1))];
+        let h = vec![
+            op(0, Some(10), Io::Write(1), Some(0)),
+            op(5, Some(15), Io::Read, Some(1)),
+        ];
         assert!(check(&Register, &h));
-        let h = vec![op(0, Some(10), Io::Write(1), Some(0)), op(5, Some(15), Io::Read, Some(0))];
+        let h = vec![
+            op(0, Some(10), Io::Write(1), Some(0)),
+            op(5, Some(15), Io::Read, Some(0)),
+        ];
         assert!(check(&Register, &h));
         // A write that never returned may have happened.
-        let h = vec![op(0, None, Io::Write(7), None), op(20, Some(30), Io::Read, Some(7))];
+        let h = vec![
+            op(0, None, Io::Write(7), None),
+            op(20, Some(30), Io::Read, Some(7)),
+        ];
         assert!(check(&Register, &h));
         // ...or not.
-        let h = vec![op(0, None, Io::Write(7), None), op(20, Some(30), Io::Read, Some(0))];
+        let h = vec![
+            op(0, None, Io::Write(7), None),
+            op(20, Some(30), Io::Read, Some(0)),
+        ];
         assert!(check(&Register, &h));
     }
 
     #[test]
     fn simulated_checker_rejects_non_linearizable_histories() {
         // A read after a completed write sees the old value.
-        let h = vec![op(0, Some(10), Io::Write(1), Some(0)), op(20, Some(30), Io::Read, Some(0))];
+        let h = vec![
+            op(0, Some(10), Io::Write(1), Some(0)),
+            op(20, Some(30), Io::Read, Some(0)),
+        ];
         assert!(!check(&Register, &h));
         // Two sequential reads see a value go back.
         let h = vec![
@@ -258,7 +299,9 @@ mod tests {
 
     #[test]
     fn simulated_minimize_keeps_a_failing_core() {
-        let mut h: Vec<Operation<Io, u32>> = (0..20u64).map(|t| op(t * 10, Some(t * 10 + 5), Io::Write(t as u32 + 100), None)).collect();
+        let mut h: Vec<Operation<Io, u32>> = (0..20u64)
+            .map(|t| op(t * 10, Some(t * 10 + 5), Io::Write(t as u32 + 100), None))
+            .collect();
         h.push(op(300, Some(305), Io::Write(1), None));
         h.push(op(310, Some(315), Io::Read, Some(119)));
         assert!(!check(&Register, &h));

@@ -51,7 +51,9 @@ fn cloud_backend(setup: BackendSetup<'_>) -> Result<Box<dyn ClusterBackend>> {
 
 #[cfg(not(feature = "cloud"))]
 fn cloud_backend(_: BackendSetup<'_>) -> Result<Box<dyn ClusterBackend>> {
-    Err(Error::input("this dz was built without the `cloud` feature (EC2)"))
+    Err(Error::input(
+        "this dz was built without the `cloud` feature (EC2)",
+    ))
 }
 
 #[cfg(feature = "virtual")]
@@ -108,7 +110,9 @@ fn attach_cloud(state: &ClusterState, setup: BackendSetup<'_>) -> Result<Box<dyn
 
 #[cfg(not(feature = "cloud"))]
 fn attach_cloud(_: &ClusterState, _: BackendSetup<'_>) -> Result<Box<dyn ClusterBackend>> {
-    Err(Error::input("this dz was built without the `cloud` feature (EC2)"))
+    Err(Error::input(
+        "this dz was built without the `cloud` feature (EC2)",
+    ))
 }
 
 /// A fresh cluster name.

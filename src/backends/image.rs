@@ -66,7 +66,11 @@ pub struct ContextFile {
 impl ContextFile {
     pub fn from_path(path: &Path, name: impl Into<String>) -> Result<Self> {
         let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Ok(ContextFile { name: name.into(), data, mode: 0o755 })
+        Ok(ContextFile {
+            name: name.into(),
+            data,
+            mode: 0o755,
+        })
     }
 }
 
@@ -78,7 +82,8 @@ fn tar(files: &[ContextFile]) -> Result<Vec<u8>> {
         header.set_size(f.data.len() as u64);
         header.set_mode(f.mode);
         header.set_cksum();
-        tar.append_data(&mut header, &f.name, f.data.as_slice()).map_err(err)?;
+        tar.append_data(&mut header, &f.name, f.data.as_slice())
+            .map_err(err)?;
     }
     tar.into_inner().map_err(err)
 }
@@ -97,7 +102,11 @@ pub fn libraries(binary: &Path) -> Result<Vec<ContextFile>> {
 /// binary at `/usr/local/bin/dz` and its libraries.
 fn context(binary: &Path) -> Result<Vec<ContextFile>> {
     let mut files = vec![
-        ContextFile { name: "Dockerfile".into(), data: DOCKERFILE.as_bytes().to_vec(), mode: 0o644 },
+        ContextFile {
+            name: "Dockerfile".into(),
+            data: DOCKERFILE.as_bytes().to_vec(),
+            mode: 0o644,
+        },
         ContextFile::from_path(binary, "rootfs/usr/local/bin/dz")?,
     ];
     files.extend(libraries(binary)?);

@@ -68,7 +68,11 @@ fn clean_virtual(_: bool) -> anyhow::Result<()> {
 #[cfg(feature = "cloud")]
 fn clean_cloud(settings: &Settings) -> anyhow::Result<()> {
     let (instances, groups) = block_local(crate::backends::ec2::reap(&settings.cloud))?;
-    println!("terminated {} instances, deleted {} security groups", instances.len(), groups.len());
+    println!(
+        "terminated {} instances, deleted {} security groups",
+        instances.len(),
+        groups.len()
+    );
     Ok(())
 }
 

@@ -28,16 +28,22 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Prints a key's value (or "key not found").
-    Get { key: String },
+    Get {
+        key: String,
+    },
     /// Prints true or false.
-    Exists { key: String },
+    Exists {
+        key: String,
+    },
     /// Sets a key (the value may have spaces).
     Update {
         key: String,
         #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
         value: Vec<String>,
     },
-    Delete { key: String },
+    Delete {
+        key: String,
+    },
     /// Prints the number of keys.
     Count,
     /// Prints every key and value.
@@ -60,22 +66,34 @@ struct RestArgs {
 }
 
 /// The servers and secret of a kv cluster, from its record or the flags.
-pub(super) fn servers(settings: &Settings, cluster: &Option<String>, servers: &[String]) -> Result<(Vec<ServerAddr>, String)> {
+pub(super) fn servers(
+    settings: &Settings,
+    cluster: &Option<String>,
+    servers: &[String],
+) -> Result<(Vec<ServerAddr>, String)> {
     if let Some(name) = cluster {
         let state = ClusterState::load(&settings.tmp_dir, name)?;
         if state.system != "kv" {
-            return Err(Error::input(format!("cluster {name} runs {}, not kv", state.system)));
+            return Err(Error::input(format!(
+                "cluster {name} runs {}, not kv",
+                state.system
+            )));
         }
         let addrs = state
             .nodes
             .iter()
             .filter(|p| p.spec.role == "server")
-            .map(|p| ServerAddr { node: p.spec.id, address: state.machines[p.machine as usize].data.clone() })
+            .map(|p| ServerAddr {
+                node: p.spec.id,
+                address: state.machines[p.machine as usize].data.clone(),
+            })
             .collect();
         return Ok((addrs, state.secret));
     }
     if servers.is_empty() {
-        return Err(Error::input("name the cluster (--cluster NAME) or its servers (--servers ADDR,...)"));
+        return Err(Error::input(
+            "name the cluster (--cluster NAME) or its servers (--servers ADDR,...)",
+        ));
     }
     let secret = settings
         .cluster_secret
@@ -84,7 +102,10 @@ pub(super) fn servers(settings: &Settings, cluster: &Option<String>, servers: &[
     let addrs = servers
         .iter()
         .enumerate()
-        .map(|(i, a)| ServerAddr { node: NodeId(i as u32), address: a.clone() })
+        .map(|(i, a)| ServerAddr {
+            node: NodeId(i as u32),
+            address: a.clone(),
+        })
         .collect();
     Ok((addrs, secret))
 }
@@ -108,7 +129,11 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn interactive(settings: &Settings, cluster: &Option<String>, servers_: &[String]) -> anyhow::Result<()> {
+fn interactive(
+    settings: &Settings,
+    cluster: &Option<String>,
+    servers_: &[String],
+) -> anyhow::Result<()> {
     let (addrs, secret) = servers(settings, cluster, servers_)?;
     let tty = std::io::stdin().is_terminal();
     if tty {
@@ -143,7 +168,12 @@ fn interactive(settings: &Settings, cluster: &Option<String>, servers_: &[String
     })
 }
 
-fn rest(settings: &Settings, cluster: &Option<String>, servers_: &[String], r: RestArgs) -> anyhow::Result<()> {
+fn rest(
+    settings: &Settings,
+    cluster: &Option<String>,
+    servers_: &[String],
+    r: RestArgs,
+) -> anyhow::Result<()> {
     let (addrs, secret) = servers(settings, cluster, servers_)?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| Error::runtime(e.to_string()))?;
     rt.block_on(async {

@@ -48,7 +48,9 @@ pub fn run_cmd(settings: &Settings, a: Args) -> anyhow::Result<()> {
             (TargetSpec::DistZero { servers, secret }, label)
         }
     };
-    let out = a.out.unwrap_or_else(|| default_out(settings, &["kv-bench", &label]));
+    let out = a
+        .out
+        .unwrap_or_else(|| default_out(settings, &["kv-bench", &label]));
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let total = workload.requests * u64::from(workload.clients);
     println!(
@@ -103,9 +105,13 @@ pub fn run_cmd(settings: &Settings, a: Args) -> anyhow::Result<()> {
             );
         } else {
             let path = out.join("violation.json");
-            let text = serde_json::to_string_pretty(&verdict).map_err(|e| Error::runtime(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&verdict)
+                .map_err(|e| Error::runtime(e.to_string()))?;
             std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
-            anyhow::bail!("NOT linearizable: the smallest failing history found is in {}", path.display());
+            anyhow::bail!(
+                "NOT linearizable: the smallest failing history found is in {}",
+                path.display()
+            );
         }
     }
     Ok(())

@@ -64,7 +64,11 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         servers: a.servers,
         // Without fsync a crashed server must catch up before it may vote
         // again; crashes that come faster than that can stall the cluster.
-        gap: Duration::from_millis(if a.persistence == Persistence::None { 3000 } else { 100 }),
+        gap: Duration::from_millis(if a.persistence == Persistence::None {
+            3000
+        } else {
+            100
+        }),
         load: Duration::from_secs(a.seconds),
         faults: a.faults,
         config: KvConfig {
@@ -80,7 +84,9 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         None => a.first_seed..a.first_seed + a.seeds,
     };
     let total = seeds.end - seeds.start;
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = Mutex::new(Progress::new(format!("checking {total} seeds")));
     let start = Instant::now();
     let results = run_many(seeds, threads, &opts, &|done| {
@@ -107,12 +113,24 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         failed.len(),
         stuck.len()
     );
-    println!("{wall:.1} s on {threads} threads: {per_minute_core:.0} checked seeds per minute per core");
+    println!(
+        "{wall:.1} s on {threads} threads: {per_minute_core:.0} checked seeds per minute per core"
+    );
     if let Some(r) = results.first().filter(|_| results.len() == 1) {
-        println!("seed {}: trace hash {}, {} operations", r.seed, r.trace_hash, r.completed);
+        println!(
+            "seed {}: trace hash {}, {} operations",
+            r.seed, r.trace_hash, r.completed
+        );
     }
-    let out = a.out.unwrap_or_else(|| default_out(settings, &["kv-sim-check"]));
-    let mut flags = format!("--faults {} --servers {} --seconds {}", a.faults.names(), a.servers, a.seconds);
+    let out = a
+        .out
+        .unwrap_or_else(|| default_out(settings, &["kv-sim-check"]));
+    let mut flags = format!(
+        "--faults {} --servers {} --seconds {}",
+        a.faults.names(),
+        a.servers,
+        a.seconds
+    );
     if a.persistence == Persistence::None {
         flags.push_str(" --persistence none");
     }
@@ -125,16 +143,28 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     for r in &failed {
         std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         let path = out.join(format!("seed-{}.json", r.seed));
-        let text = serde_json::to_string_pretty(&r.verdict).map_err(|e| Error::runtime(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&r.verdict).map_err(|e| Error::runtime(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
-        println!("FAILED seed {}: smallest failing history in {}", r.seed, path.display());
+        println!(
+            "FAILED seed {}: smallest failing history in {}",
+            r.seed,
+            path.display()
+        );
         println!("  replay: dz kv sim-check --seed {} {flags}", r.seed);
     }
     for r in stuck.iter().take(10) {
-        println!("seed {}: {} requests never answered; replay: dz kv sim-check --seed {} {flags}", r.seed, r.unanswered, r.seed);
+        println!(
+            "seed {}: {} requests never answered; replay: dz kv sim-check --seed {} {flags}",
+            r.seed, r.unanswered, r.seed
+        );
     }
     if !failed.is_empty() || !stuck.is_empty() {
-        anyhow::bail!("{} of {} seeds failed", failed.len() + stuck.len(), results.len());
+        anyhow::bail!(
+            "{} of {} seeds failed",
+            failed.len() + stuck.len(),
+            results.len()
+        );
     }
     Ok(())
 }

@@ -78,7 +78,9 @@ impl EtcdTarget {
             .connect()
             .await
             .map_err(|e| Error::runtime(format!("cannot reach etcd at {address}: {e}")))?;
-        Ok(EtcdTarget { grpc: Grpc::new(channel) })
+        Ok(EtcdTarget {
+            grpc: Grpc::new(channel),
+        })
     }
 
     async fn unary<Q, R>(&mut self, path: &'static str, req: Q) -> Result<R>
@@ -89,12 +91,25 @@ impl EtcdTarget {
         self.grpc.ready().await.map_err(grpc_err)?;
         let codec = tonic_prost::ProstCodec::default();
         let path = http::uri::PathAndQuery::from_static(path);
-        let reply = self.grpc.unary(tonic::Request::new(req), path, codec).await.map_err(grpc_err)?;
+        let reply = self
+            .grpc
+            .unary(tonic::Request::new(req), path, codec)
+            .await
+            .map_err(grpc_err)?;
         Ok(reply.into_inner())
     }
 
-    async fn range(&mut self, key: &[u8], range_end: &[u8], count_only: bool) -> Result<RangeResponse> {
-        let req = RangeRequest { key: key.to_vec(), range_end: range_end.to_vec(), count_only };
+    async fn range(
+        &mut self,
+        key: &[u8],
+        range_end: &[u8],
+        count_only: bool,
+    ) -> Result<RangeResponse> {
+        let req = RangeRequest {
+            key: key.to_vec(),
+            range_end: range_end.to_vec(),
+            count_only,
+        };
         self.unary("/etcdserverpb.KV/Range", req).await
     }
 }
@@ -116,20 +131,35 @@ impl Target for EtcdTarget {
             }
             Op::Exists(k) => Response::Bool(self.range(k.as_bytes(), b"", true).await?.count > 0),
             Op::Update(k, v) => {
-                let req = PutRequest { key: k.into_bytes(), value: v.into_bytes() };
+                let req = PutRequest {
+                    key: k.into_bytes(),
+                    value: v.into_bytes(),
+                };
                 let _: PutResponse = self.unary("/etcdserverpb.KV/Put", req).await?;
                 Response::Ok
             }
             Op::Delete(k) => {
-                let req = DeleteRangeRequest { key: k.into_bytes() };
-                let r: DeleteRangeResponse = self.unary("/etcdserverpb.KV/DeleteRange", req).await?;
-                if r.deleted > 0 { Response::Ok } else { Response::NotFound }
+                let req = DeleteRangeRequest {
+                    key: k.into_bytes(),
+                };
+                let r: DeleteRangeResponse =
+                    self.unary("/etcdserverpb.KV/DeleteRange", req).await?;
+                if r.deleted > 0 {
+                    Response::Ok
+                } else {
+                    Response::NotFound
+                }
             }
             // Every key: from "\0" to the end of the key space.
             Op::Count => Response::Count(self.range(b"\0", b"\0", true).await?.count as u64),
             Op::Print => {
                 let r = self.range(b"\0", b"\0", false).await?;
-                Response::Pairs(r.kvs.into_iter().map(|kv| (text(kv.key), text(kv.value))).collect())
+                Response::Pairs(
+                    r.kvs
+                        .into_iter()
+                        .map(|kv| (text(kv.key), text(kv.value)))
+                        .collect(),
+                )
             }
         };
         Ok((r, 1))

@@ -37,15 +37,22 @@ impl Target for KvRemote {
 /// Where the load goes.
 #[derive(Clone, Debug)]
 pub enum TargetSpec {
-    DistZero { servers: Vec<ServerAddr>, secret: String },
-    Etcd { address: String },
+    DistZero {
+        servers: Vec<ServerAddr>,
+        secret: String,
+    },
+    Etcd {
+        address: String,
+    },
 }
 
 impl TargetSpec {
     /// `etcd://host:port`.
     pub fn parse_url(url: &str) -> Result<TargetSpec> {
         match url.split_once("://") {
-            Some(("etcd", address)) if !address.is_empty() => Ok(TargetSpec::Etcd { address: address.to_string() }),
+            Some(("etcd", address)) if !address.is_empty() => Ok(TargetSpec::Etcd {
+                address: address.to_string(),
+            }),
             _ => Err(Error::input(format!(
                 "--target {url:?}: expected etcd://HOST:PORT (for a DistZero cluster use --cluster or --servers)"
             ))),
@@ -54,18 +61,24 @@ impl TargetSpec {
 
     pub fn describe(&self) -> String {
         match self {
-            TargetSpec::DistZero { servers, .. } => format!("DistZero kv ({} servers)", servers.len()),
+            TargetSpec::DistZero { servers, .. } => {
+                format!("DistZero kv ({} servers)", servers.len())
+            }
             TargetSpec::Etcd { address } => format!("etcd at {address}"),
         }
     }
 
     pub async fn connect(&self) -> Result<Box<dyn Target>> {
         match self {
-            TargetSpec::DistZero { servers, secret } => Ok(Box::new(KvRemote::new(servers.clone(), secret.clone()))),
+            TargetSpec::DistZero { servers, secret } => {
+                Ok(Box::new(KvRemote::new(servers.clone(), secret.clone())))
+            }
             #[cfg(feature = "etcd")]
             TargetSpec::Etcd { address } => Ok(Box::new(etcd::EtcdTarget::connect(address).await?)),
             #[cfg(not(feature = "etcd"))]
-            TargetSpec::Etcd { .. } => Err(Error::input("this dz was built without the `etcd` feature")),
+            TargetSpec::Etcd { .. } => {
+                Err(Error::input("this dz was built without the `etcd` feature"))
+            }
         }
     }
 }
@@ -78,7 +91,12 @@ pub struct BenchRun {
 }
 
 /// Runs the workload: `clients` concurrent clients, `requests` each.
-pub async fn run(spec: &TargetSpec, w: &Workload, seed: u64, done: Arc<AtomicU64>) -> Result<BenchRun> {
+pub async fn run(
+    spec: &TargetSpec,
+    w: &Workload,
+    seed: u64,
+    done: Arc<AtomicU64>,
+) -> Result<BenchRun> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..w.clients {
@@ -100,7 +118,15 @@ pub async fn run(spec: &TargetSpec, w: &Workload, seed: u64, done: Arc<AtomicU64
                         (None, None, 0)
                     }
                 };
-                history.push(HistoryOp { client, id, op, call_ns, ret_ns, output, tries });
+                history.push(HistoryOp {
+                    client,
+                    id,
+                    op,
+                    call_ns,
+                    ret_ns,
+                    output,
+                    tries,
+                });
                 done.fetch_add(1, Ordering::Relaxed);
                 if w.interval_ms > 0.0 {
                     let pause = rng.random_range(0.0..=w.interval_ms);
@@ -113,11 +139,17 @@ pub async fn run(spec: &TargetSpec, w: &Workload, seed: u64, done: Arc<AtomicU64
     let mut history = Vec::new();
     let mut errors = Vec::new();
     for t in tasks {
-        let (h, e) = t.await.map_err(|e| Error::runtime(format!("a client task failed: {e}")))??;
+        let (h, e) = t
+            .await
+            .map_err(|e| Error::runtime(format!("a client task failed: {e}")))??;
         history.extend(h);
         errors.extend(e);
     }
-    Ok(BenchRun { history, seconds: start.elapsed().as_secs_f64(), errors })
+    Ok(BenchRun {
+        history,
+        seconds: start.elapsed().as_secs_f64(),
+        errors,
+    })
 }
 
 /// Latency percentiles in µs of answered operations: (p50, p99, p99.9).
@@ -128,7 +160,11 @@ pub fn percentiles(history: &[HistoryOp]) -> (u64, u64, u64) {
             crate::node::metrics::record(&mut h, (ret - op.call_ns) / 1000);
         }
     }
-    (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999))
+    (
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+    )
 }
 
 fn op_name(op: &Op) -> &'static str {
@@ -149,7 +185,10 @@ pub fn latency_csv(history: &[HistoryOp]) -> String {
     let mut s = String::from("start_us,client,request,op,latency_us,tries,result\n");
     for o in ops {
         let (latency, result) = match (o.ret_ns, &o.output) {
-            (Some(r), Some(out)) => ((r - o.call_ns) / 1000, out.to_string().replace([',', '\n'], " ")),
+            (Some(r), Some(out)) => (
+                (r - o.call_ns) / 1000,
+                out.to_string().replace([',', '\n'], " "),
+            ),
             _ => (0, "no answer".into()),
         };
         s.push_str(&format!(

@@ -74,7 +74,9 @@ impl AgentClient {
                 if text.contains("authentication failed") {
                     remote(address, e)
                 } else {
-                    Error::runtime(format!("{address} does not answer as a DistZero agent ({text})"))
+                    Error::runtime(format!(
+                        "{address} does not answer as a DistZero agent ({text})"
+                    ))
                 }
             })?;
         Ok(AgentClient {

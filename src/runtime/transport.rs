@@ -200,7 +200,9 @@ impl Transport {
     /// A message for an external client, on the connection it came in on.
     pub fn reply_external(&self, env: Envelope) -> Result<(), SendError> {
         let clients = self.clients.borrow();
-        let Some((_, tx)) = clients.get(&env.to) else { return Err(SendError::Dropped) };
+        let Some((_, tx)) = clients.get(&env.to) else {
+            return Err(SendError::Dropped);
+        };
         tx.try_send(env).map_err(|_| {
             self.bump(|c| c.queue_full += 1);
             SendError::Dropped
@@ -304,7 +306,11 @@ impl Transport {
         }
     }
 
-    async fn connect(&self, machine: &str, address: &str) -> Result<(OwnedReadHalf, OwnedWriteHalf), String> {
+    async fn connect(
+        &self,
+        machine: &str,
+        address: &str,
+    ) -> Result<(OwnedReadHalf, OwnedWriteHalf), String> {
         let me = self.me.borrow().clone();
         let (rd, wr, theirs) = dial(address, &self.secret, &me, self.session).await?;
         if theirs != machine {
@@ -472,21 +478,37 @@ pub async fn dial(
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let nonce = auth::nonce();
-    let hello = |nonce: Vec<u8>, proof: Vec<u8>| Frame::Hello(Hello { machine: me.to_string(), session, nonce, proof });
+    let hello = |nonce: Vec<u8>, proof: Vec<u8>| {
+        Frame::Hello(Hello {
+            machine: me.to_string(),
+            session,
+            nonce,
+            proof,
+        })
+    };
     let shake = async {
-        write_frame(&mut wr, &hello(nonce.clone(), Vec::new())).await.map_err(|e| e.to_string())?;
+        write_frame(&mut wr, &hello(nonce.clone(), Vec::new()))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
-        let Frame::Hello(theirs) = read_frame(&mut rd, &mut buf).await.map_err(|e| e.to_string())? else {
+        let Frame::Hello(theirs) = read_frame(&mut rd, &mut buf)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
             return Err("peer answered the hello with something else".to_string());
         };
         if !auth::verify(secret, Role::Server, &nonce, &theirs.proof) {
             return Err("peer failed to prove the cluster secret".to_string());
         }
         let proof = auth::prove(secret, Role::Client, &theirs.nonce);
-        write_frame(&mut wr, &hello(Vec::new(), proof)).await.map_err(|e| e.to_string())?;
+        write_frame(&mut wr, &hello(Vec::new(), proof))
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(theirs.machine)
     };
-    let theirs = timeout(HANDSHAKE_TIMEOUT, shake).await.map_err(|_| "handshake timed out".to_string())??;
+    let theirs = timeout(HANDSHAKE_TIMEOUT, shake)
+        .await
+        .map_err(|_| "handshake timed out".to_string())??;
     Ok((rd, wr, theirs))
 }
 

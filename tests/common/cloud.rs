@@ -14,8 +14,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::InstanceStateName;
 use base64::Engine;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use distzero::backends::ec2::api;
 use distzero::backends::image::{self, ContextFile};
 use distzero::settings::Settings;
@@ -39,14 +43,20 @@ impl Drop for Moto {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Moto {
     /// Starts moto_server, or returns None (skipping loudly) when it is not
     /// installed, unless DZ_REQUIRE_CLOUD=1 makes that a failure.
     pub fn start() -> Option<Moto> {
-        let require = Settings::from_env().map(|s| s.require_cloud).unwrap_or(false);
+        let require = Settings::from_env()
+            .map(|s| s.require_cloud)
+            .unwrap_or(false);
         let port = free_port();
         let start = |program: &str, pre: &[&str]| {
             Command::new(program)
@@ -69,13 +79,20 @@ impl Moto {
         };
         let child = match spawned {
             Ok(c) => c,
-            Err(e) if require => panic!("DZ_REQUIRE_CLOUD=1 but moto_server cannot start: {e} (pip install 'moto[server]')"),
+            Err(e) if require => panic!(
+                "DZ_REQUIRE_CLOUD=1 but moto_server cannot start: {e} (pip install 'moto[server]')"
+            ),
             Err(e) => {
-                eprintln!("SKIPPED: this cloud-mode test needs moto_server ({e}); pip install 'moto[server]', or set DZ_REQUIRE_CLOUD=1 to fail instead");
+                eprintln!(
+                    "SKIPPED: this cloud-mode test needs moto_server ({e}); pip install 'moto[server]', or set DZ_REQUIRE_CLOUD=1 to fail instead"
+                );
                 return None;
             }
         };
-        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start");
@@ -84,6 +101,27 @@ impl Moto {
         Some(moto)
     }
 }
+
+/// Whether /bin/busybox is there for stand-in instances; when it is not,
+/// skips loudly, unless DZ_REQUIRE_CLOUD=1 makes that a failure.
+pub fn busybox_available() -> bool {
+    if Path::new(BUSYBOX).exists() {
+        return true;
+    }
+    let require = Settings::from_env()
+        .map(|s| s.require_cloud)
+        .unwrap_or(false);
+    assert!(
+        !require,
+        "DZ_REQUIRE_CLOUD=1 but {BUSYBOX} is missing (apt-get install busybox-static)"
+    );
+    eprintln!(
+        "SKIPPED: stand-in instances need {BUSYBOX}; apt-get install busybox-static, or set DZ_REQUIRE_CLOUD=1 to fail instead"
+    );
+    false
+}
+
+const BUSYBOX: &str = "/bin/busybox";
 
 /// Settings pointing the cloud backend at `moto`.
 pub fn cloud_settings(tmp: &Path, moto: &Moto) -> Settings {
@@ -107,7 +145,10 @@ fn serve_file(path: &Path) -> u16 {
             std::thread::spawn(move || {
                 let mut req = [0u8; 2048];
                 let _ = conn.read(&mut req);
-                let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", data.len());
+                let head = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    data.len()
+                );
                 let _ = conn.write_all(head.as_bytes());
                 let _ = conn.write_all(&data);
             });
@@ -124,12 +165,23 @@ async fn standin_image(docker: &Docker) -> String {
         return tag.into();
     }
     let mut files = vec![
-        ContextFile { name: "Dockerfile".into(), data: b"FROM scratch\nCOPY rootfs/ /\n".to_vec(), mode: 0o644 },
-        ContextFile::from_path(Path::new("/bin/busybox"), "rootfs/bin/busybox").expect("busybox-static is installed"),
-        ContextFile { name: "rootfs/tmp/.keep".into(), data: Vec::new(), mode: 0o644 },
+        ContextFile {
+            name: "Dockerfile".into(),
+            data: b"FROM scratch\nCOPY rootfs/ /\n".to_vec(),
+            mode: 0o644,
+        },
+        ContextFile::from_path(Path::new(BUSYBOX), "rootfs/bin/busybox")
+            .expect("busybox-static is installed"),
+        ContextFile {
+            name: "rootfs/tmp/.keep".into(),
+            data: Vec::new(),
+            mode: 0o644,
+        },
     ];
     files.extend(image::libraries(Path::new(DZ)).unwrap());
-    image::build(docker, tag, &files).await.expect("standin image");
+    image::build(docker, tag, &files)
+        .await
+        .expect("standin image");
     tag.into()
 }
 
@@ -147,18 +199,48 @@ impl Cloud {
     /// A VPC and subnet in moto, a Docker network with the same addresses,
     /// the `dz` binary served over HTTP. `label` marks the test's containers.
     pub async fn new(tmp: &Path, moto: Moto, label: &str) -> Cloud {
-        let docker = image::connect().await.expect("cloud tests stand in for instances with Docker");
+        let docker = image::connect()
+            .await
+            .expect("cloud tests stand in for instances with Docker");
         let mut settings = cloud_settings(tmp, &moto);
         let ec2 = api::client(&settings.cloud).await;
-        let prefix = format!("10.{}.{}", 100 + rand::random::<u8>() % 100, rand::random::<u8>());
-        let vpc = ec2.create_vpc().cidr_block(format!("{prefix}.0/16")).send().await.unwrap();
+        let prefix = format!(
+            "10.{}.{}",
+            100 + rand::random::<u8>() % 100,
+            rand::random::<u8>()
+        );
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block(format!("{prefix}.0/16"))
+            .send()
+            .await
+            .unwrap();
         let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-        let subnet = ec2.create_subnet().vpc_id(&vpc).cidr_block(format!("{prefix}.0/24")).send().await.unwrap();
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(format!("{prefix}.0/24"))
+            .send()
+            .await
+            .unwrap();
         settings.cloud.subnet = Some(subnet.subnet().unwrap().subnet_id().unwrap().to_string());
         let network = format!("dzs-{label}");
         let status = Command::new("docker")
-            .args(["network", "create", "--subnet", &format!("{prefix}.0/24"), "--gateway", &format!("{prefix}.1")])
-            .args(["--label", "distzero=1", "--label", &format!("{CLUSTER_LABEL}={label}"), &network])
+            .args([
+                "network",
+                "create",
+                "--subnet",
+                &format!("{prefix}.0/24"),
+                "--gateway",
+                &format!("{prefix}.1"),
+            ])
+            .args([
+                "--label",
+                "distzero=1",
+                "--label",
+                &format!("{CLUSTER_LABEL}={label}"),
+                &network,
+            ])
             .stdout(Stdio::null())
             .status()
             .unwrap();
@@ -168,7 +250,14 @@ impl Cloud {
         settings.cloud.agent_url = Some(format!("http://{prefix}.1:{port}/dz"));
         settings.cloud.agent_sha256 = Some(sha);
         let image = standin_image(&docker).await;
-        Cloud { settings, moto, label: label.into(), docker, network, image }
+        Cloud {
+            settings,
+            moto,
+            label: label.into(),
+            docker,
+            network,
+            image,
+        }
     }
 
     /// Mirrors the EC2 API's instances on containers until cancelled.
@@ -179,7 +268,9 @@ impl Cloud {
             let instances = api::find(&ec2, None).await.unwrap_or_default();
             let mut seen = Vec::new();
             for i in &instances {
-                let (Some(id), Some(ip)) = (i.instance_id(), i.private_ip_address()) else { continue };
+                let (Some(id), Some(ip)) = (i.instance_id(), i.private_ip_address()) else {
+                    continue;
+                };
                 seen.push(id.to_string());
                 let name = format!("dzs-{}-{id}", self.label);
                 let state = api::state(i).cloned();
@@ -189,21 +280,37 @@ impl Cloud {
                         self.boot(&ec2, id, ip, &name).await;
                         known.insert(id.to_string(), true);
                     }
-                    (Some(InstanceStateName::Pending | InstanceStateName::Running), Some(false)) => {
+                    (
+                        Some(InstanceStateName::Pending | InstanceStateName::Running),
+                        Some(false),
+                    ) => {
                         let _ = self.docker.start_container(&name, None).await;
                         known.insert(id.to_string(), true);
                     }
-                    (Some(InstanceStateName::Stopping | InstanceStateName::Stopped), Some(true)) => {
-                        let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+                    (
+                        Some(InstanceStateName::Stopping | InstanceStateName::Stopped),
+                        Some(true),
+                    ) => {
+                        let kill = KillContainerOptionsBuilder::default()
+                            .signal("SIGKILL")
+                            .build();
                         let _ = self.docker.kill_container(&name, Some(kill)).await;
                         known.insert(id.to_string(), false);
                     }
                     _ => {}
                 }
             }
-            for id in known.keys().filter(|id| !seen.contains(id)).cloned().collect::<Vec<_>>() {
+            for id in known
+                .keys()
+                .filter(|id| !seen.contains(id))
+                .cloned()
+                .collect::<Vec<_>>()
+            {
                 let force = RemoveContainerOptionsBuilder::default().force(true).build();
-                let _ = self.docker.remove_container(&format!("dzs-{}-{id}", self.label), Some(force)).await;
+                let _ = self
+                    .docker
+                    .remove_container(&format!("dzs-{}-{id}", self.label), Some(force))
+                    .await;
                 known.remove(&id);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -211,10 +318,22 @@ impl Cloud {
     }
 
     async fn boot(&self, ec2: &aws_sdk_ec2::Client, id: &str, ip: &str, name: &str) {
-        let attr = ec2.describe_instance_attribute().instance_id(id).attribute("userData".into()).send().await.unwrap();
-        let user_data = attr.user_data().and_then(|u| u.value()).unwrap_or("").to_string();
+        let attr = ec2
+            .describe_instance_attribute()
+            .instance_id(id)
+            .attribute("userData".into())
+            .send()
+            .await
+            .unwrap();
+        let user_data = attr
+            .user_data()
+            .and_then(|u| u.value())
+            .unwrap_or("")
+            .to_string();
         // The script as the instance got it, decoded inside the container.
-        let _ = base64::engine::general_purpose::STANDARD.decode(&user_data).expect("user-data is base64");
+        let _ = base64::engine::general_purpose::STANDARD
+            .decode(&user_data)
+            .expect("user-data is base64");
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
             entrypoint: Some(vec!["/bin/busybox".into()]),
@@ -241,8 +360,14 @@ impl Cloud {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(name).build();
-        self.docker.create_container(Some(options), body).await.expect("standin container");
-        self.docker.start_container(name, None).await.expect("standin start");
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .expect("standin container");
+        self.docker
+            .start_container(name, None)
+            .await
+            .expect("standin start");
     }
 
     /// Instances of the project still not terminated, per moto.

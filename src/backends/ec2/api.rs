@@ -8,8 +8,8 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
-    Filter, Instance, InstanceStateName, InstanceType, IpPermission, IpRange, ResourceType, Tag, TagSpecification,
-    UserIdGroupPair,
+    Filter, Instance, InstanceStateName, InstanceType, IpPermission, IpRange, ResourceType, Tag,
+    TagSpecification, UserIdGroupPair,
 };
 
 use crate::error::{Error, Result};
@@ -32,35 +32,61 @@ pub async fn client(cfg: &CloudSettings) -> Client {
         loader = loader.endpoint_url(url);
     }
     if let Some((key, secret)) = &cfg.static_credentials {
-        loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(key, secret, None, None, "distzero"));
+        loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            key, secret, None, None, "distzero",
+        ));
     }
     Client::new(&loader.load().await)
 }
 
 /// One line for an EC2 failure; the user's mistakes are input errors.
-pub fn ec2_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(what: &str, e: SdkError<E, R>) -> Error {
+pub fn ec2_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    what: &str,
+    e: SdkError<E, R>,
+) -> Error {
     let (code, message) = match &e {
         SdkError::ServiceError(s) => (
             s.err().code().unwrap_or("").to_string(),
             s.err().message().unwrap_or("").to_string(),
         ),
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            return Error::input(format!("cannot reach EC2 to {what} (check AWS_ENDPOINT_URL, AWS_REGION and the network)"));
+            return Error::input(format!(
+                "cannot reach EC2 to {what} (check AWS_ENDPOINT_URL, AWS_REGION and the network)"
+            ));
         }
-        other => (String::new(), format!("{other:?}").chars().take(200).collect()),
+        other => (
+            String::new(),
+            format!("{other:?}").chars().take(200).collect(),
+        ),
     };
     match code.as_str() {
         "InvalidAMIID.NotFound" | "InvalidAMIID.Malformed" | "InvalidAMIID.Unavailable" => {
-            Error::input(format!("EC2 cannot {what}: the AMI does not exist here ({code}); set DZ_EC2_AMI"))
+            Error::input(format!(
+                "EC2 cannot {what}: the AMI does not exist here ({code}); set DZ_EC2_AMI"
+            ))
         }
-        "AuthFailure" | "ExpiredToken" | "RequestExpired" | "InvalidClientTokenId" | "UnrecognizedClientException"
-        | "SignatureDoesNotMatch" | "MissingAuthenticationToken" => {
-            Error::input(format!("AWS refused the credentials ({code}) to {what}: renew or configure them"))
+        "AuthFailure"
+        | "ExpiredToken"
+        | "RequestExpired"
+        | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "MissingAuthenticationToken" => Error::input(format!(
+            "AWS refused the credentials ({code}) to {what}: renew or configure them"
+        )),
+        "UnauthorizedOperation" => {
+            Error::input(format!("these AWS credentials may not {what} ({code})"))
         }
-        "UnauthorizedOperation" => Error::input(format!("these AWS credentials may not {what} ({code})")),
-        "InvalidSubnetID.NotFound" | "InvalidGroup.NotFound" | "InvalidKeyPair.NotFound" | "InvalidParameterValue"
+        "InvalidSubnetID.NotFound"
+        | "InvalidGroup.NotFound"
+        | "InvalidKeyPair.NotFound"
+        | "InvalidParameterValue"
         | "InvalidInstanceType" => Error::input(format!("EC2 cannot {what}: {code}: {message}")),
-        _ => Error::runtime(format!("EC2 cannot {what}: {code} {message}").trim_end().to_string()),
+        _ => Error::runtime(
+            format!("EC2 cannot {what}: {code} {message}")
+                .trim_end()
+                .to_string(),
+        ),
     }
 }
 
@@ -118,7 +144,12 @@ pub async fn run_batch(ec2: &Client, r: &LaunchRequest<'_>) -> Result<Vec<Instan
         match call.send().await {
             Ok(out) => return Ok(out.instances().to_vec()),
             Err(e) if code_of(&e) == Some("InsufficientInstanceCapacity") && attempt < 4 => {
-                crate::ctl_log!(warn, Duration::ZERO, attempt, "EC2 has no capacity for the instance type; retrying");
+                crate::ctl_log!(
+                    warn,
+                    Duration::ZERO,
+                    attempt,
+                    "EC2 has no capacity for the instance type; retrying"
+                );
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
@@ -132,15 +163,30 @@ pub async fn run_batch(ec2: &Client, r: &LaunchRequest<'_>) -> Result<Vec<Instan
 /// but terminated.
 pub async fn find(ec2: &Client, cluster: Option<&str>) -> Result<Vec<Instance>> {
     let filter = match cluster {
-        Some(c) => Filter::builder().name(format!("tag:{CLUSTER_TAG}")).values(c).build(),
-        None => Filter::builder().name(format!("tag:{TAG}")).values("1").build(),
+        Some(c) => Filter::builder()
+            .name(format!("tag:{CLUSTER_TAG}"))
+            .values(c)
+            .build(),
+        None => Filter::builder()
+            .name(format!("tag:{TAG}"))
+            .values("1")
+            .build(),
     };
     let states = Filter::builder()
         .name("instance-state-name")
-        .set_values(Some(["pending", "running", "stopping", "stopped", "shutting-down"].map(String::from).to_vec()))
+        .set_values(Some(
+            ["pending", "running", "stopping", "stopped", "shutting-down"]
+                .map(String::from)
+                .to_vec(),
+        ))
         .build();
     let mut out = Vec::new();
-    let mut pages = ec2.describe_instances().filters(filter).filters(states).into_paginator().send();
+    let mut pages = ec2
+        .describe_instances()
+        .filters(filter)
+        .filters(states)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| ec2_error("describe instances", e))?;
         for r in page.reservations() {
@@ -157,7 +203,11 @@ pub async fn describe(ec2: &Client, ids: &[String]) -> Result<Vec<Instance>> {
         .send()
         .await
         .map_err(|e| ec2_error("describe instances", e))?;
-    Ok(out.reservations().iter().flat_map(|r| r.instances().iter().cloned()).collect())
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances().iter().cloned())
+        .collect())
 }
 
 pub fn state(i: &Instance) -> Option<&InstanceStateName> {
@@ -171,9 +221,9 @@ pub async fn wait_running(ec2: &Client, ids: &[String], within: Duration) -> Res
     loop {
         let found = describe(ec2, ids).await?;
         let all_running = ids.iter().all(|id| {
-            found
-                .iter()
-                .any(|i| i.instance_id() == Some(id) && state(i) == Some(&InstanceStateName::Running))
+            found.iter().any(|i| {
+                i.instance_id() == Some(id) && state(i) == Some(&InstanceStateName::Running)
+            })
         });
         if all_running {
             let mut ordered = Vec::new();
@@ -182,17 +232,21 @@ pub async fn wait_running(ec2: &Client, ids: &[String], within: Duration) -> Res
             }
             return Ok(ordered);
         }
-        if let Some(dead) = found
-            .iter()
-            .find(|i| matches!(state(i), Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)))
-        {
+        if let Some(dead) = found.iter().find(|i| {
+            matches!(
+                state(i),
+                Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+            )
+        }) {
             return Err(Error::runtime(format!(
                 "instance {} ended while starting",
                 dead.instance_id().unwrap_or("?")
             )));
         }
         if Instant::now() > deadline {
-            return Err(Error::runtime(format!("instances not running within {within:?}")));
+            return Err(Error::runtime(format!(
+                "instances not running within {within:?}"
+            )));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(3));
@@ -263,18 +317,30 @@ fn agent_rule(controller: &str, group: &str) -> IpPermission {
         .ip_protocol("tcp")
         .from_port(AGENT_PORTS.0)
         .to_port(AGENT_PORTS.1)
-        .ip_ranges(IpRange::builder().cidr_ip(controller).description("DistZero controller").build())
+        .ip_ranges(
+            IpRange::builder()
+                .cidr_ip(controller)
+                .description("DistZero controller")
+                .build(),
+        )
         .user_id_group_pairs(UserIdGroupPair::builder().group_id(group).build())
         .build()
 }
 
 /// Creates the cluster's security group.
-pub async fn create_group(ec2: &Client, cfg: &CloudSettings, cluster: &str, controller: &str) -> Result<String> {
+pub async fn create_group(
+    ec2: &Client,
+    cfg: &CloudSettings,
+    cluster: &str,
+    controller: &str,
+) -> Result<String> {
     let vpc = vpc_of(ec2, cfg).await?;
     let id = ec2
         .create_security_group()
         .group_name(format!("dz-{cluster}"))
-        .description(format!("DistZero cluster {cluster}: agent ports from the controller and the cluster"))
+        .description(format!(
+            "DistZero cluster {cluster}: agent ports from the controller and the cluster"
+        ))
         .vpc_id(vpc)
         .tag_specifications(tags(ResourceType::SecurityGroup, cluster))
         .send()
@@ -308,7 +374,10 @@ pub async fn check_group(ec2: &Client, id: &str, controller: &str) -> Result<()>
     let mut reaches_agents = false;
     for p in group.ip_permissions() {
         let ports = (p.from_port(), p.to_port());
-        if p.ip_protocol() != Some("tcp") || ports.0 < Some(AGENT_PORTS.0) || ports.1 > Some(AGENT_PORTS.1) {
+        if p.ip_protocol() != Some("tcp")
+            || ports.0 < Some(AGENT_PORTS.0)
+            || ports.1 > Some(AGENT_PORTS.1)
+        {
             return Err(Error::input(format!(
                 "security group {id} opens more than the agent ports {}-{} ({:?} {:?}-{:?}); use a group of its own",
                 AGENT_PORTS.0,
@@ -327,8 +396,13 @@ pub async fn check_group(ec2: &Client, id: &str, controller: &str) -> Result<()>
             }
             reaches_agents = true;
         }
-        if p.user_id_group_pairs().iter().any(|g| g.group_id() != Some(id)) {
-            return Err(Error::input(format!("security group {id} admits another group to the agent ports")));
+        if p.user_id_group_pairs()
+            .iter()
+            .any(|g| g.group_id() != Some(id))
+        {
+            return Err(Error::input(format!(
+                "security group {id} admits another group to the agent ports"
+            )));
         }
     }
     if !reaches_agents {
@@ -343,8 +417,14 @@ pub async fn check_group(ec2: &Client, id: &str, controller: &str) -> Result<()>
 /// DistZero's security groups (one cluster's, or all).
 pub async fn groups(ec2: &Client, cluster: Option<&str>) -> Result<Vec<String>> {
     let filter = match cluster {
-        Some(c) => Filter::builder().name(format!("tag:{CLUSTER_TAG}")).values(c).build(),
-        None => Filter::builder().name(format!("tag:{TAG}")).values("1").build(),
+        Some(c) => Filter::builder()
+            .name(format!("tag:{CLUSTER_TAG}"))
+            .values(c)
+            .build(),
+        None => Filter::builder()
+            .name(format!("tag:{TAG}"))
+            .values("1")
+            .build(),
     };
     let out = ec2
         .describe_security_groups()
@@ -352,7 +432,11 @@ pub async fn groups(ec2: &Client, cluster: Option<&str>) -> Result<Vec<String>> 
         .send()
         .await
         .map_err(|e| ec2_error("list security groups", e))?;
-    Ok(out.security_groups().iter().filter_map(|g| g.group_id().map(String::from)).collect())
+    Ok(out
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(String::from))
+        .collect())
 }
 
 /// Deletes a group, waiting (a while) for its instances to be gone.
@@ -372,7 +456,12 @@ pub async fn delete_group(ec2: &Client, id: &str) -> Result<()> {
 
 /// The address other machines and the controller reach an instance at.
 pub fn address(i: &Instance, public: bool) -> Option<String> {
-    if public { i.public_ip_address() } else { i.private_ip_address() }.map(String::from)
+    if public {
+        i.public_ip_address()
+    } else {
+        i.private_ip_address()
+    }
+    .map(String::from)
 }
 
 pub async fn ami_exists(ec2: &Client, ami: &str) -> Result<()> {
@@ -383,7 +472,9 @@ pub async fn ami_exists(ec2: &Client, ami: &str) -> Result<()> {
         .await
         .map_err(|e| ec2_error(&format!("find AMI {ami}"), e))?;
     if out.images().is_empty() {
-        return Err(Error::input(format!("AMI {ami} does not exist here; set DZ_EC2_AMI")));
+        return Err(Error::input(format!(
+            "AMI {ami} does not exist here; set DZ_EC2_AMI"
+        )));
     }
     Ok(())
 }

@@ -38,7 +38,11 @@ fn local_cidr(endpoint: Option<&str>) -> Option<String> {
         .and_then(|e| e.split("://").nth(1))
         .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
         .unwrap_or_else(|| "ec2.amazonaws.com:443".into());
-    let target = if host.contains(':') { host } else { format!("{host}:443") };
+    let target = if host.contains(':') {
+        host
+    } else {
+        format!("{host}:443")
+    };
     let sock = UdpSocket::bind("0.0.0.0:0").ok()?;
     sock.connect(target).ok()?;
     Some(format!("{}/32", sock.local_addr().ok()?.ip()))
@@ -103,8 +107,9 @@ impl Ec2Backend {
         }
         let controller = match &self.cfg.controller_cidr {
             Some(c) => c.clone(),
-            None => local_cidr(self.cfg.endpoint.as_deref())
-                .ok_or_else(|| Error::input("cannot tell this machine's address: set DZ_EC2_CONTROLLER_CIDR"))?,
+            None => local_cidr(self.cfg.endpoint.as_deref()).ok_or_else(|| {
+                Error::input("cannot tell this machine's address: set DZ_EC2_CONTROLLER_CIDR")
+            })?,
         };
         let group = match &self.cfg.security_group {
             Some(g) => {
@@ -132,14 +137,21 @@ impl Ec2Backend {
         let agent = match (self.cfg.agent_url.clone(), self.cfg.agent_sha256.clone()) {
             (Some(u), Some(s)) => Some((u, s)),
             (None, None) => None,
-            _ => return Err(Error::input("set both DZ_AGENT_URL and DZ_AGENT_SHA256, or neither")),
+            _ => {
+                return Err(Error::input(
+                    "set both DZ_AGENT_URL and DZ_AGENT_SHA256, or neither",
+                ));
+            }
         };
         api::ami_exists(ec2, &ami).await?;
         let group = self.security_group(ec2).await?;
         let agent = agent.as_ref().map(|(u, s)| (u.as_str(), s.as_str()));
         let script = user_data::render(&self.cluster, &self.secret, agent)?;
         let b64 = user_data::base64(&script);
-        let batches: Vec<usize> = (0..count).step_by(api::BATCH).map(|s| api::BATCH.min(count - s)).collect();
+        let batches: Vec<usize> = (0..count)
+            .step_by(api::BATCH)
+            .map(|s| api::BATCH.min(count - s))
+            .collect();
         let calls = batches.iter().map(|&n| {
             let request = api::LaunchRequest {
                 cfg: &self.cfg,
@@ -155,7 +167,11 @@ impl Ec2Backend {
         let mut failure = None;
         for result in futures::future::join_all(calls).await {
             match result {
-                Ok(instances) => ids.extend(instances.iter().filter_map(|i| i.instance_id().map(String::from))),
+                Ok(instances) => ids.extend(
+                    instances
+                        .iter()
+                        .filter_map(|i| i.instance_id().map(String::from)),
+                ),
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
@@ -170,7 +186,12 @@ impl Ec2Backend {
                 container: None,
                 instance: Some(id.clone()),
             });
-            self.plane.machines.push(AgentMachine { name, control: String::new(), data: String::new(), client: None });
+            self.plane.machines.push(AgentMachine {
+                name,
+                control: String::new(),
+                data: String::new(),
+                client: None,
+            });
         }
         match failure {
             Some(e) => Err(e),
@@ -183,10 +204,17 @@ impl Ec2Backend {
             Error::runtime(format!(
                 "instance {} has no {} address",
                 instance.instance_id().unwrap_or("?"),
-                if self.cfg.public_ip { "public" } else { "private" }
+                if self.cfg.public_ip {
+                    "public"
+                } else {
+                    "private"
+                }
             ))
         })?;
-        let (control, data) = (format!("{ip}:{}", api::AGENT_PORTS.0), format!("{ip}:{}", api::AGENT_PORTS.1));
+        let (control, data) = (
+            format!("{ip}:{}", api::AGENT_PORTS.0),
+            format!("{ip}:{}", api::AGENT_PORTS.1),
+        );
         let r = &mut self.records[index];
         r.control = control.clone();
         r.data = data.clone();
@@ -213,7 +241,10 @@ impl MachineBackend for Ec2Backend {
         for (k, instance) in running.iter().enumerate() {
             self.set_address(first + k, instance)?;
         }
-        let left = self.timeout().saturating_sub(started.elapsed()).max(Duration::from_secs(5));
+        let left = self
+            .timeout()
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(5));
         for i in first..self.records.len() {
             self.plane.connect(MachineId(i as u32), left).await?;
         }

@@ -9,7 +9,9 @@ const UNIT: &str = include_str!("../../../machine-image/cloud/dz-machine.service
 /// Single-quoted shell literal content: refuses what could break out.
 fn quoted(what: &str, v: &str) -> crate::Result<String> {
     if v.contains('\'') || v.contains('\n') {
-        return Err(crate::Error::input(format!("{what} must not contain quotes or newlines")));
+        return Err(crate::Error::input(format!(
+            "{what} must not contain quotes or newlines"
+        )));
     }
     Ok(v.to_string())
 }
@@ -37,10 +39,22 @@ mod tests {
     #[test]
     fn cloud_user_data_fills_every_placeholder() {
         let s = render("c1", "s3cr3t", Some(("http://h/dz", "abc"))).unwrap();
-        for placeholder in ["@CLUSTER@", "@SECRET@", "@AGENT_URL@", "@AGENT_SHA256@", "@UNIT@"] {
-            assert!(SCRIPT.contains(placeholder) && !s.contains(placeholder), "{placeholder}");
+        for placeholder in [
+            "@CLUSTER@",
+            "@SECRET@",
+            "@AGENT_URL@",
+            "@AGENT_SHA256@",
+            "@UNIT@",
+        ] {
+            assert!(
+                SCRIPT.contains(placeholder) && !s.contains(placeholder),
+                "{placeholder}"
+            );
         }
-        assert!(s.contains("DZ_CLUSTER_SECRET='s3cr3t'") && s.contains("ExecStart=/usr/local/bin/dz machine"));
+        assert!(
+            s.contains("DZ_CLUSTER_SECRET='s3cr3t'")
+                && s.contains("ExecStart=/usr/local/bin/dz machine")
+        );
         assert!(render("c1", "it's", None).is_err());
     }
 }

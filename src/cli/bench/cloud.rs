@@ -18,11 +18,18 @@ pub struct Args {
     json: bool,
 }
 
-async fn launch(ec2: &aws_sdk_ec2::Client, req: &LaunchRequest<'_>, calls: &[usize], concurrent: bool) -> Result<(f64, Vec<String>)> {
+async fn launch(
+    ec2: &aws_sdk_ec2::Client,
+    req: &LaunchRequest<'_>,
+    calls: &[usize],
+    concurrent: bool,
+) -> Result<(f64, Vec<String>)> {
     let start = Instant::now();
     let mut ids = Vec::new();
     if concurrent {
-        let all = calls.iter().map(|&n| async move { api::run_batch(ec2, &LaunchRequest { count: n, ..*req }).await });
+        let all = calls.iter().map(|&n| async move {
+            api::run_batch(ec2, &LaunchRequest { count: n, ..*req }).await
+        });
         for r in futures::future::join_all(all).await {
             ids.extend(r?.iter().filter_map(|i| i.instance_id().map(String::from)));
         }
@@ -38,7 +45,10 @@ async fn launch(ec2: &aws_sdk_ec2::Client, req: &LaunchRequest<'_>, calls: &[usi
 
 pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     let cfg = &settings.cloud;
-    let ami = cfg.ami.clone().ok_or_else(|| Error::input("set DZ_EC2_AMI"))?;
+    let ami = cfg
+        .ami
+        .clone()
+        .ok_or_else(|| Error::input("set DZ_EC2_AMI"))?;
     let rows = block_local(async {
         let ec2 = api::client(cfg).await;
         let group = api::create_group(&ec2, cfg, "bench-launch", "127.0.0.1/32").await?;
@@ -54,7 +64,11 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         let mut rows = Vec::new();
         for (label, calls, concurrent) in [
             ("one batched RunInstances call", vec![n], false),
-            ("one call per instance, one after another", vec![1; n], false),
+            (
+                "one call per instance, one after another",
+                vec![1; n],
+                false,
+            ),
             ("one call per instance, all at once", vec![1; n], true),
         ] {
             let (secs, ids) = launch(&ec2, &req, &calls, concurrent).await?;
@@ -72,7 +86,10 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::Value::Array(v));
         return Ok(());
     }
-    println!("{} instances, from the first call to all running:", a.instances);
+    println!(
+        "{} instances, from the first call to all running:",
+        a.instances
+    );
     println!("| way | RunInstances calls | seconds |\n|---|---:|---:|");
     for (label, calls, secs) in rows {
         println!("| {label} | {calls} | {secs:.3} |");

@@ -54,7 +54,12 @@ pub struct Verdict {
 }
 
 fn operation(h: &HistoryOp) -> Operation<Op, Response> {
-    Operation { call: h.call_ns, ret: h.ret_ns, input: h.op.clone(), output: h.output.clone() }
+    Operation {
+        call: h.call_ns,
+        ret: h.ret_ns,
+        input: h.op.clone(),
+        output: h.output.clone(),
+    }
 }
 
 /// Checks a history key by key; on a violation, shrinks it.
@@ -82,13 +87,21 @@ pub fn check_history(history: &[HistoryOp]) -> Verdict {
             };
         }
     }
-    Verdict { linearizable: true, operations: history.len(), keys, skipped, violation: None }
+    Verdict {
+        linearizable: true,
+        operations: history.len(),
+        keys,
+        skipped,
+        violation: None,
+    }
 }
 
 /// Every value a kept read returned was written by a kept update.
 fn writers_kept(ops: &[Operation<Op, Response>], keep: &[usize]) -> bool {
     keep.iter().all(|&i| match &ops[i].output {
-        Some(Response::Value(v)) => keep.iter().any(|&j| matches!(&ops[j].input, Op::Update(_, w) if w == v)),
+        Some(Response::Value(v)) => keep
+            .iter()
+            .any(|&j| matches!(&ops[j].input, Op::Update(_, w) if w == v)),
         _ => true,
     })
 }
@@ -100,7 +113,15 @@ mod tests {
 
     fn h(client: u32, call: u64, ret: Option<u64>, op: Op, output: Option<Response>) -> HistoryOp {
         let _ = NodeId(client);
-        HistoryOp { client, id: call, op, call_ns: call, ret_ns: ret, output, tries: 1 }
+        HistoryOp {
+            client,
+            id: call,
+            op,
+            call_ns: call,
+            ret_ns: ret,
+            output,
+            tries: 1,
+        }
     }
 
     fn up(k: &str, v: &str) -> Op {
@@ -114,7 +135,13 @@ mod tests {
             h(1, 0, Some(10), up("a", "1"), Some(Response::Ok)),
             h(2, 5, Some(15), get("a"), Some(Response::NotFound)), // overlaps the write
             h(2, 20, Some(30), get("a"), Some(Response::Value("1".into()))),
-            h(1, 20, Some(25), Op::Delete("b".into()), Some(Response::NotFound)),
+            h(
+                1,
+                20,
+                Some(25),
+                Op::Delete("b".into()),
+                Some(Response::NotFound),
+            ),
             h(3, 40, None, up("a", "2"), None), // never answered
             h(2, 50, Some(60), get("a"), Some(Response::Value("2".into()))),
             h(1, 70, Some(80), Op::Count, Some(Response::Count(1))),
@@ -128,7 +155,13 @@ mod tests {
             h(1, 0, Some(10), up("a", "1"), Some(Response::Ok)),
             h(1, 11, Some(20), up("a", "2"), Some(Response::Ok)),
             h(2, 30, Some(40), get("a"), Some(Response::Value("1".into()))),
-            h(3, 50, Some(60), Op::Exists("z".into()), Some(Response::Bool(false))),
+            h(
+                3,
+                50,
+                Some(60),
+                Op::Exists("z".into()),
+                Some(Response::Bool(false)),
+            ),
         ];
         let v = check_history(&lost);
         assert!(!v.linearizable);

@@ -49,8 +49,23 @@ pub struct Client {
 
 impl Client {
     pub fn new(workload: Workload, servers: Vec<NodeId>) -> Self {
-        let tail = if workload.final_reads { (0..workload.keys).map(|k| Op::Get(workload.key(k))).collect() } else { Vec::new() };
-        Client { workload, servers, target: 0, next_id: 1, issued: 0, pending: BTreeMap::new(), history: Vec::new(), tail }
+        let tail = if workload.final_reads {
+            (0..workload.keys)
+                .map(|k| Op::Get(workload.key(k)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Client {
+            workload,
+            servers,
+            target: 0,
+            next_id: 1,
+            issued: 0,
+            pending: BTreeMap::new(),
+            history: Vec::new(),
+            tail,
+        }
     }
 
     pub fn history(&self) -> &[HistoryOp] {
@@ -61,7 +76,15 @@ impl Client {
     pub fn full_history(&self, me: NodeId) -> Vec<HistoryOp> {
         let mut h = self.history.clone();
         for (&id, p) in &self.pending {
-            h.push(HistoryOp { client: me.0, id, op: p.op.clone(), call_ns: p.call_ns, ret_ns: None, output: None, tries: p.tries });
+            h.push(HistoryOp {
+                client: me.0,
+                id,
+                op: p.op.clone(),
+                call_ns: p.call_ns,
+                ret_ns: None,
+                output: None,
+                tries: p.tries,
+            });
         }
         h
     }
@@ -72,7 +95,8 @@ impl Client {
 
     pub fn start(&mut self, ctx: &mut Ctx<'_, KvMsg>) {
         self.target = ctx.rng().random_range(0..self.servers.len());
-        let first = ms(self.workload.start_ms + ctx.rng().random_range(0.0..=self.workload.interval_ms));
+        let first =
+            ms(self.workload.start_ms + ctx.rng().random_range(0.0..=self.workload.interval_ms));
         ctx.set_timer(first, ISSUE);
         ctx.set_timer(ms(self.workload.retry_ms / 2.0), RETRY);
     }
@@ -86,7 +110,8 @@ impl Client {
             self.issued += 1;
             return Some(self.workload.op(ctx.rng()));
         }
-        if self.issued == self.workload.requests && self.pending.is_empty() && !self.tail.is_empty() {
+        if self.issued == self.workload.requests && self.pending.is_empty() && !self.tail.is_empty()
+        {
             return Some(self.tail.remove(0));
         }
         None
@@ -100,22 +125,41 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         let now = ctx.now().as_nanos() as u64;
-        self.pending.insert(id, Pending { op, call_ns: now, sent_ns: now, tries: 1 });
+        self.pending.insert(
+            id,
+            Pending {
+                op,
+                call_ns: now,
+                sent_ns: now,
+                tries: 1,
+            },
+        );
         self.send(ctx, id);
     }
 
     fn send(&mut self, ctx: &mut Ctx<'_, KvMsg>, id: u64) {
         let min_outstanding = self.pending.keys().next().copied().unwrap_or(self.next_id);
-        let Some(p) = self.pending.get(&id) else { return };
-        let req = Request { client: ctx.me(), id, op: p.op.clone(), min_outstanding };
+        let Some(p) = self.pending.get(&id) else {
+            return;
+        };
+        let req = Request {
+            client: ctx.me(),
+            id,
+            op: p.op.clone(),
+            min_outstanding,
+        };
         ctx.send(self.servers[self.target], KvMsg::Request(req));
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, KvMsg>, from: NodeId, msg: KvMsg) {
-        let KvMsg::Reply { id, outcome } = msg else { return };
+        let KvMsg::Reply { id, outcome } = msg else {
+            return;
+        };
         match outcome {
             Outcome::Done(output) => {
-                let Some(p) = self.pending.remove(&id) else { return };
+                let Some(p) = self.pending.remove(&id) else {
+                    return;
+                };
                 self.history.push(HistoryOp {
                     client: ctx.me().0,
                     id,
@@ -133,7 +177,9 @@ impl Client {
                 ctx.set_timer(ms(pause), ISSUE);
             }
             Outcome::Redirect(hint) => {
-                let Some(p) = self.pending.get_mut(&id) else { return };
+                let Some(p) = self.pending.get_mut(&id) else {
+                    return;
+                };
                 p.tries += 1;
                 p.sent_ns = ctx.now().as_nanos() as u64;
                 self.target = hint
@@ -148,7 +194,9 @@ impl Client {
         match tag {
             ISSUE => {
                 self.issue(ctx);
-                if self.issued < self.workload.requests && self.pending.len() < self.workload.outstanding {
+                if self.issued < self.workload.requests
+                    && self.pending.len() < self.workload.outstanding
+                {
                     let pause = ctx.rng().random_range(0.0..=self.workload.interval_ms);
                     ctx.set_timer(ms(pause), ISSUE);
                 }
@@ -156,8 +204,12 @@ impl Client {
             RETRY => {
                 let now = ctx.now().as_nanos() as u64;
                 let late_ns = (self.workload.retry_ms * 1e6) as u64;
-                let late: Vec<u64> =
-                    self.pending.iter().filter(|(_, p)| now > p.sent_ns + late_ns).map(|(id, _)| *id).collect();
+                let late: Vec<u64> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| now > p.sent_ns + late_ns)
+                    .map(|(id, _)| *id)
+                    .collect();
                 if !late.is_empty() {
                     self.target = (self.target + 1) % self.servers.len();
                 }

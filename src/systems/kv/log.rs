@@ -41,7 +41,9 @@ fn unframe(bytes: &[u8], at: usize) -> Result<Option<(&[u8], usize)>, String> {
     let header = bytes.get(at..at + HEADER).ok_or("a torn record header")?;
     let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-    let payload = bytes.get(at + HEADER..at + HEADER + len).ok_or("a torn record")?;
+    let payload = bytes
+        .get(at + HEADER..at + HEADER + len)
+        .ok_or("a torn record")?;
     if crc32fast::hash(payload) != crc {
         return Err("a record whose checksum does not match".into());
     }
@@ -49,7 +51,10 @@ fn unframe(bytes: &[u8], at: usize) -> Result<Option<(&[u8], usize)>, String> {
 }
 
 pub fn encode_record(index: u64, entry: &LogEntry) -> Vec<u8> {
-    let rec = Record { index, entry: std::borrow::Cow::Borrowed(entry) };
+    let rec = Record {
+        index,
+        entry: std::borrow::Cow::Borrowed(entry),
+    };
     frame(&postcard::to_allocvec(&rec).expect("encoding a log record into a Vec"))
 }
 
@@ -72,11 +77,27 @@ pub fn replay(bytes: &[u8]) -> Replay {
                     at = next;
                 }
                 Err(e) => {
-                    return Replay { entries, sound: at, damage: Some(format!("an undecodable record ({e})")) };
+                    return Replay {
+                        entries,
+                        sound: at,
+                        damage: Some(format!("an undecodable record ({e})")),
+                    };
                 }
             },
-            Ok(None) => return Replay { entries, sound: at, damage: None },
-            Err(why) => return Replay { entries, sound: at, damage: Some(why) },
+            Ok(None) => {
+                return Replay {
+                    entries,
+                    sound: at,
+                    damage: None,
+                };
+            }
+            Err(why) => {
+                return Replay {
+                    entries,
+                    sound: at,
+                    damage: Some(why),
+                };
+            }
         }
     }
 }
@@ -115,8 +136,12 @@ pub fn load(storage: &mut dyn Storage) -> Result<Loaded, String> {
             let r = replay(bytes);
             let cut = r.damage.map(|why| (r.sound, total - r.sound, why));
             if let Some((sound, _, _)) = &cut {
-                storage.truncate(LOG_FILE, *sound).map_err(|e| format!("cutting the log: {e}"))?;
-                storage.sync(LOG_FILE).map_err(|e| format!("syncing the log: {e}"))?;
+                storage
+                    .truncate(LOG_FILE, *sound)
+                    .map_err(|e| format!("cutting the log: {e}"))?;
+                storage
+                    .sync(LOG_FILE)
+                    .map_err(|e| format!("syncing the log: {e}"))?;
             }
             (r.entries, cut)
         }
@@ -125,7 +150,12 @@ pub fn load(storage: &mut dyn Storage) -> Result<Loaded, String> {
     if let Some(s) = &snapshot {
         entries = entries.split_off(&(s.index + 1));
     }
-    Ok(Loaded { view, snapshot, entries, cut })
+    Ok(Loaded {
+        view,
+        snapshot,
+        entries,
+        cut,
+    })
 }
 
 /// A view must never go back: it is synced whatever the persistence mode.
@@ -134,13 +164,22 @@ pub fn save_view(storage: &mut dyn Storage, view: u64) -> std::io::Result<()> {
     storage.sync(VIEW_FILE)
 }
 
-pub fn append(storage: &mut dyn Storage, index: u64, entry: &LogEntry, sync: bool) -> std::io::Result<()> {
+pub fn append(
+    storage: &mut dyn Storage,
+    index: u64,
+    entry: &LogEntry,
+    sync: bool,
+) -> std::io::Result<()> {
     storage.append(LOG_FILE, &encode_record(index, entry))?;
     if sync { storage.sync(LOG_FILE) } else { Ok(()) }
 }
 
 /// Writes a snapshot, then a log of only the entries after it.
-pub fn compact(storage: &mut dyn Storage, snapshot: &Snapshot, rest: &BTreeMap<u64, LogEntry>) -> std::io::Result<()> {
+pub fn compact(
+    storage: &mut dyn Storage,
+    snapshot: &Snapshot,
+    rest: &BTreeMap<u64, LogEntry>,
+) -> std::io::Result<()> {
     storage.write(SNAPSHOT_FILE, &encode_value(snapshot))?;
     storage.sync(SNAPSHOT_FILE)?;
     let mut log = Vec::new();
@@ -158,7 +197,10 @@ mod tests {
     use crate::systems::kv::msg::Entry;
 
     fn entry(view: u64) -> LogEntry {
-        LogEntry { view, entry: Entry::Noop }
+        LogEntry {
+            view,
+            entry: Entry::Noop,
+        }
     }
 
     #[test]
@@ -177,7 +219,11 @@ mod tests {
         let (kept, dropped, why) = l.cut.unwrap();
         assert_eq!((kept, dropped), (good, half.len() / 2));
         assert!(why.contains("torn"), "{why}");
-        assert_eq!(s.read(LOG_FILE).unwrap().len(), good, "the tail is cut on disk too");
+        assert_eq!(
+            s.read(LOG_FILE).unwrap().len(),
+            good,
+            "the tail is cut on disk too"
+        );
         assert!(load(&mut s).unwrap().cut.is_none());
     }
 

@@ -13,6 +13,7 @@ pub mod msg;
 pub mod quorum;
 pub mod remote;
 pub mod server;
+pub mod showcase;
 pub mod sim_check;
 pub mod state;
 pub mod workload;
@@ -86,8 +87,13 @@ impl KvConfig {
         if self.max_batch == 0 || self.window == 0 || self.snapshot_every == 0 {
             return Err("max_batch, window and snapshot_every must be at least 1".into());
         }
-        if !(self.heartbeat_ms > 0.0 && self.election_timeout_ms > self.heartbeat_ms && self.batch_interval_ms >= 0.0) {
-            return Err("need 0 < heartbeat_ms < election_timeout_ms and batch_interval_ms >= 0".into());
+        if !(self.heartbeat_ms > 0.0
+            && self.election_timeout_ms > self.heartbeat_ms
+            && self.batch_interval_ms >= 0.0)
+        {
+            return Err(
+                "need 0 < heartbeat_ms < election_timeout_ms and batch_interval_ms >= 0".into(),
+            );
         }
         Ok(())
     }
@@ -165,8 +171,13 @@ impl System for Kv {
             "server" => {
                 let cfg: KvConfig = parse_config(spec)?;
                 cfg.validate(servers.len()).map_err(bad)?;
-                let me = servers.iter().position(|&s| s == spec.id).expect("a server is in the roster");
-                Ok(KvNode::Server(Box::new(server::Server::new(cfg, me, servers))))
+                let me = servers
+                    .iter()
+                    .position(|&s| s == spec.id)
+                    .expect("a server is in the roster");
+                Ok(KvNode::Server(Box::new(server::Server::new(
+                    cfg, me, servers,
+                ))))
             }
             _ => {
                 let w: workload::Workload = parse_config(spec)?;

@@ -45,7 +45,10 @@ impl Op {
         if let Op::Update(_, v) = self
             && v.len() > MAX_VALUE
         {
-            return Err(format!("the value has {} bytes; at most {MAX_VALUE}", v.len()));
+            return Err(format!(
+                "the value has {} bytes; at most {MAX_VALUE}",
+                v.len()
+            ));
         }
         Ok(())
     }
@@ -68,7 +71,9 @@ impl Op {
             "exists" => Op::Exists(key_only("exists")?),
             "delete" => Op::Delete(key_only("delete")?),
             "update" | "put" | "set" => {
-                let (k, v) = rest.split_once(char::is_whitespace).ok_or("usage: update KEY VALUE")?;
+                let (k, v) = rest
+                    .split_once(char::is_whitespace)
+                    .ok_or("usage: update KEY VALUE")?;
                 Op::Update(k.to_string(), v.trim_start().to_string())
             }
             "count" if rest.is_empty() => Op::Count,
@@ -159,30 +164,83 @@ pub struct Snapshot {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum KvMsg {
     Request(Request),
-    Reply { id: u64, outcome: Outcome },
-    Prepare { view: u64, index: u64, entry: Arc<LogEntry>, commit: u64 },
-    PrepareOk { view: u64, index: u64 },
+    Reply {
+        id: u64,
+        outcome: Outcome,
+    },
+    Prepare {
+        view: u64,
+        index: u64,
+        entry: Arc<LogEntry>,
+        commit: u64,
+    },
+    PrepareOk {
+        view: u64,
+        index: u64,
+    },
     /// The master's commit index; also its heartbeat.
-    Commit { view: u64, commit: u64 },
+    Commit {
+        view: u64,
+        commit: u64,
+    },
     /// The sender is in a higher view.
-    Nack { view: u64 },
-    Fetch { view: u64, index: u64 },
+    Nack {
+        view: u64,
+    },
+    Fetch {
+        view: u64,
+        index: u64,
+    },
     /// Committed slots from `index` on, in order.
-    Committed { view: u64, index: u64, entries: Vec<Arc<LogEntry>> },
-    Install { view: u64, snapshot: Arc<Snapshot> },
-    StartView { view: u64, from: u64 },
-    ViewState { view: u64, commit: u64, last: u64, entries: Vec<(u64, LogEntry)>, snapshot: Option<Arc<Snapshot>> },
+    Committed {
+        view: u64,
+        index: u64,
+        entries: Vec<Arc<LogEntry>>,
+    },
+    Install {
+        view: u64,
+        snapshot: Arc<Snapshot>,
+    },
+    StartView {
+        view: u64,
+        from: u64,
+    },
+    ViewState {
+        view: u64,
+        commit: u64,
+        last: u64,
+        entries: Vec<(u64, LogEntry)>,
+        snapshot: Option<Arc<Snapshot>>,
+    },
     /// Master to a coordinator: replicate this slot for me.
-    Delegate { view: u64, index: u64, entry: Arc<LogEntry> },
+    Delegate {
+        view: u64,
+        index: u64,
+        entry: Arc<LogEntry>,
+    },
     /// Coordinator to master: this slot reached a replication quorum.
-    Replicated { view: u64, index: u64 },
+    Replicated {
+        view: u64,
+        index: u64,
+    },
 }
 
 impl Message for KvMsg {
     fn kinds() -> &'static [&'static str] {
         &[
-            "Request", "Reply", "Prepare", "PrepareOk", "Commit", "Nack", "Fetch", "Committed", "Install", "StartView",
-            "ViewState", "Delegate", "Replicated",
+            "Request",
+            "Reply",
+            "Prepare",
+            "PrepareOk",
+            "Commit",
+            "Nack",
+            "Fetch",
+            "Committed",
+            "Install",
+            "StartView",
+            "ViewState",
+            "Delegate",
+            "Replicated",
         ]
     }
 
@@ -220,11 +278,22 @@ mod tests {
     #[test]
     fn simulated_kv_commands_parse() {
         assert_eq!(Op::parse("get a"), Ok(Op::Get("a".into())));
-        assert_eq!(Op::parse("update a hello world"), Ok(Op::Update("a".into(), "hello world".into())));
+        assert_eq!(
+            Op::parse("update a hello world"),
+            Ok(Op::Update("a".into(), "hello world".into()))
+        );
         assert_eq!(Op::parse(" count "), Ok(Op::Count));
-        assert!(Op::parse("frob a").unwrap_err().contains("unknown command \"frob\""));
+        assert!(
+            Op::parse("frob a")
+                .unwrap_err()
+                .contains("unknown command \"frob\"")
+        );
         assert!(Op::parse("get").unwrap_err().contains("usage: get KEY"));
-        assert!(Op::parse("update a").unwrap_err().contains("usage: update KEY VALUE"));
+        assert!(
+            Op::parse("update a")
+                .unwrap_err()
+                .contains("usage: update KEY VALUE")
+        );
         let big = format!("update a {}", "x".repeat(MAX_VALUE + 1));
         assert!(Op::parse(&big).unwrap_err().contains("at most"));
     }

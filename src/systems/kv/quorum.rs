@@ -93,7 +93,10 @@ mod tests {
         assert!(check(Quorum::NonStrictMajority, Quorum::NonStrictMajority, 4).is_err());
         assert!(check(Quorum::OneIn, Quorum::StrictMajority, 3).is_err());
         assert!(check(Quorum::Fixed(7), Quorum::StrictMajority, 5).is_err());
-        assert_eq!(Quorum::try_from("fixed:2".to_string()), Ok(Quorum::Fixed(2)));
+        assert_eq!(
+            Quorum::try_from("fixed:2".to_string()),
+            Ok(Quorum::Fixed(2))
+        );
         assert!(Quorum::try_from("most".to_string()).is_err());
     }
 }

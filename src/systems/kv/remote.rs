@@ -66,7 +66,10 @@ impl KvRemote {
     }
 
     async fn conn(&mut self, i: usize) -> Result<&mut Conn> {
-        if self.conns[i].as_ref().is_some_and(|c| c.reader.is_finished()) {
+        if self.conns[i]
+            .as_ref()
+            .is_some_and(|c| c.reader.is_finished())
+        {
             self.conns[i] = None;
         }
         if self.conns[i].is_none() {
@@ -81,14 +84,20 @@ impl KvRemote {
                 let mut buf = Vec::new();
                 while let Ok(frame) = read_frame(&mut rd, &mut buf).await {
                     if let Frame::Message { envelope, .. } = frame
-                        && let Ok(KvMsg::Reply { id, outcome }) = decode_message::<KvMsg>(envelope.kind, &envelope.payload)
+                        && let Ok(KvMsg::Reply { id, outcome }) =
+                            decode_message::<KvMsg>(envelope.kind, &envelope.payload)
                         && tx.send((id, outcome)).is_err()
                     {
                         return;
                     }
                 }
             });
-            self.conns[i] = Some(Conn { wr, seq: 0, replies: rx, reader });
+            self.conns[i] = Some(Conn {
+                wr,
+                seq: 0,
+                replies: rx,
+                reader,
+            });
         }
         Ok(self.conns[i].as_mut().expect("just connected"))
     }
@@ -98,10 +107,18 @@ impl KvRemote {
         let msg = KvMsg::Request(req.clone());
         let mut payload = Vec::new();
         msg.encode(&mut payload);
-        let envelope = Envelope { from: self.id, to, kind: msg.kind() as u16, payload };
+        let envelope = Envelope {
+            from: self.id,
+            to,
+            kind: msg.kind() as u16,
+            payload,
+        };
         let conn = self.conn(i).await?;
         conn.seq += 1;
-        let frame = Frame::Message { seq: conn.seq, envelope };
+        let frame = Frame::Message {
+            seq: conn.seq,
+            envelope,
+        };
         if let Err(e) = write_frame(&mut conn.wr, &frame).await {
             self.conns[i] = None;
             return Err(Error::runtime(e.to_string()));
@@ -116,7 +133,12 @@ impl KvRemote {
         op.validate().map_err(Error::input)?;
         let id = self.next_id;
         self.next_id += 1;
-        let req = Request { client: NodeId(self.id), id, op, min_outstanding: id };
+        let req = Request {
+            client: NodeId(self.id),
+            id,
+            op,
+            min_outstanding: id,
+        };
         let started = Instant::now();
         let mut tries = 0;
         let mut last_error = String::from("no answer");

@@ -154,7 +154,11 @@ impl Server {
     }
 
     fn replication_size(&self) -> usize {
-        if self.cfg.unsafe_ack_before_quorum { 1 } else { self.cfg.replication_quorum.size(self.n()) }
+        if self.cfg.unsafe_ack_before_quorum {
+            1
+        } else {
+            self.cfg.replication_quorum.size(self.n())
+        }
     }
 
     fn index_of(&self, id: NodeId) -> Option<usize> {
@@ -162,7 +166,11 @@ impl Server {
     }
 
     fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.servers.iter().enumerate().filter(|(i, _)| *i != self.me).map(|(_, &s)| s)
+        self.servers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.me)
+            .map(|(_, &s)| s)
     }
 
     fn broadcast(&self, ctx: &mut Ctx<'_, KvMsg>, msg: KvMsg) {
@@ -181,7 +189,12 @@ impl Server {
         // Fresh means no durable state at all; anything else is a restart.
         let fresh = ctx.storage().files().is_empty();
         match log::load(ctx.storage()) {
-            Ok(Loaded { view, snapshot, entries, cut }) => {
+            Ok(Loaded {
+                view,
+                snapshot,
+                entries,
+                cut,
+            }) => {
                 self.view = view;
                 if let Some(s) = snapshot {
                     self.applied = s.index;
@@ -189,7 +202,12 @@ impl Server {
                     self.store = s.store.clone();
                     self.snapshot = Some(Arc::new(s));
                 }
-                self.last = entries.keys().next_back().copied().unwrap_or(self.applied).max(self.applied);
+                self.last = entries
+                    .keys()
+                    .next_back()
+                    .copied()
+                    .unwrap_or(self.applied)
+                    .max(self.applied);
                 self.log = entries.into_iter().map(|(i, e)| (i, Arc::new(e))).collect();
                 if let Some((kept, dropped, why)) = cut {
                     ctx.count("log_tail_cut", 1);
@@ -197,13 +215,22 @@ impl Server {
                     node_log!(warn, ctx, kept, dropped, why = %why, "cut a damaged log tail on restart");
                 }
             }
-            Err(e) => node_log!(error, ctx, error = %e, "cannot read durable state; starting empty"),
+            Err(e) => {
+                node_log!(error, ctx, error = %e, "cannot read durable state; starting empty")
+            }
         }
         let t = self.cfg.election_timeout_ms;
         self.election_timeout = ms(t + ctx.rng().random_range(0.0..t));
         self.last_heard = ctx.now();
         ctx.set_timer(ms(self.cfg.heartbeat_ms / 2.0), TICK);
-        node_log!(info, ctx, view = self.view, applied = self.applied, last = self.last, "kv server started");
+        node_log!(
+            info,
+            ctx,
+            view = self.view,
+            applied = self.applied,
+            last = self.last,
+            "kv server started"
+        );
         if fresh {
             if let Err(e) = log::save_view(ctx.storage(), 0) {
                 node_log!(error, ctx, error = %e, "cannot save the view");
@@ -221,7 +248,13 @@ impl Server {
     // ----- client requests -----
 
     fn reply(&self, ctx: &mut Ctx<'_, KvMsg>, req: &Request, outcome: Outcome) {
-        ctx.send(req.client, KvMsg::Reply { id: req.id, outcome });
+        ctx.send(
+            req.client,
+            KvMsg::Reply {
+                id: req.id,
+                outcome,
+            },
+        );
     }
 
     fn on_request(&mut self, ctx: &mut Ctx<'_, KvMsg>, req: Request) {
@@ -251,11 +284,17 @@ impl Server {
 
     /// Turns pending requests into slots, while the window has room.
     fn flush(&mut self, ctx: &mut Ctx<'_, KvMsg>) {
-        while !self.pending.is_empty() && self.last - self.commit < self.cfg.window && self.is_master() {
+        while !self.pending.is_empty()
+            && self.last - self.commit < self.cfg.window
+            && self.is_master()
+        {
             let n = self.pending.len().min(self.cfg.max_batch);
             let batch: Vec<Request> = self.pending.drain(..n).collect();
             let index = self.last + 1;
-            let entry = Arc::new(LogEntry { view: self.view, entry: Entry::Batch(batch) });
+            let entry = Arc::new(LogEntry {
+                view: self.view,
+                entry: Entry::Batch(batch),
+            });
             self.accept(ctx, index, entry.clone());
             self.replicate(ctx, index, entry);
         }
@@ -265,14 +304,33 @@ impl Server {
     /// the slot's coordinator.
     fn replicate(&mut self, ctx: &mut Ctx<'_, KvMsg>, index: u64, entry: Arc<LogEntry>) {
         let now = ctx.now();
-        let coordinator = if self.cfg.delegate { ((self.view + index) % self.n() as u64) as usize } else { self.me };
+        let coordinator = if self.cfg.delegate {
+            ((self.view + index) % self.n() as u64) as usize
+        } else {
+            self.me
+        };
         let delegated = coordinator != self.me;
-        self.slots.insert(index, Slot { acks: vec![self.me], sent_at: now, delegated });
+        self.slots.insert(
+            index,
+            Slot {
+                acks: vec![self.me],
+                sent_at: now,
+                delegated,
+            },
+        );
         if delegated {
             let view = self.view;
-            ctx.send(self.servers[coordinator], KvMsg::Delegate { view, index, entry });
+            ctx.send(
+                self.servers[coordinator],
+                KvMsg::Delegate { view, index, entry },
+            );
         } else {
-            let msg = KvMsg::Prepare { view: self.view, index, entry, commit: self.commit };
+            let msg = KvMsg::Prepare {
+                view: self.view,
+                index,
+                entry,
+                commit: self.commit,
+            };
             self.broadcast(ctx, msg);
         }
         self.check_slot(ctx, index);
@@ -284,7 +342,11 @@ impl Server {
             return;
         }
         // A view has one entry per slot: a repeated prepare is already stored.
-        if self.log.get(&index).is_some_and(|e| e.view == entry.view && **e == *entry) {
+        if self
+            .log
+            .get(&index)
+            .is_some_and(|e| e.view == entry.view && **e == *entry)
+        {
             return;
         }
         if let Err(e) = log::append(ctx.storage(), index, &entry, self.sync()) {
@@ -326,12 +388,25 @@ impl Server {
         self.last_heard = ctx.now();
     }
 
-    fn on_prepare(&mut self, ctx: &mut Ctx<'_, KvMsg>, from: NodeId, index: u64, entry: Arc<LogEntry>, commit: u64) {
+    fn on_prepare(
+        &mut self,
+        ctx: &mut Ctx<'_, KvMsg>,
+        from: NodeId,
+        index: u64,
+        entry: Arc<LogEntry>,
+        commit: u64,
+    ) {
         if from == self.servers[self.master_of(self.view)] {
             self.last_heard = ctx.now();
         }
         self.accept(ctx, index, entry);
-        ctx.send(from, KvMsg::PrepareOk { view: self.view, index });
+        ctx.send(
+            from,
+            KvMsg::PrepareOk {
+                view: self.view,
+                index,
+            },
+        );
         self.learn_commit(ctx, commit);
     }
 
@@ -345,7 +420,9 @@ impl Server {
     }
 
     fn check_slot(&mut self, ctx: &mut Ctx<'_, KvMsg>, index: u64) {
-        let Some(slot) = self.slots.get(&index) else { return };
+        let Some(slot) = self.slots.get(&index) else {
+            return;
+        };
         if slot.acks.len() < self.replication_size() {
             return;
         }
@@ -355,7 +432,13 @@ impl Server {
             self.advance_commit(ctx);
         } else {
             let master = self.servers[self.master_of(self.view)];
-            ctx.send(master, KvMsg::Replicated { view: self.view, index });
+            ctx.send(
+                master,
+                KvMsg::Replicated {
+                    view: self.view,
+                    index,
+                },
+            );
         }
     }
 
@@ -366,7 +449,10 @@ impl Server {
         }
         if self.commit > before {
             self.apply(ctx);
-            let msg = KvMsg::Commit { view: self.view, commit: self.commit };
+            let msg = KvMsg::Commit {
+                view: self.view,
+                commit: self.commit,
+            };
             self.broadcast(ctx, msg);
             self.flush(ctx);
         }
@@ -378,7 +464,8 @@ impl Server {
         self.target = self.target.max(commit);
         while self.commit < self.target {
             let i = self.commit + 1;
-            let current = self.log.get(&i).is_some_and(|e| e.view == self.view) || self.confirmed.contains(&i);
+            let current = self.log.get(&i).is_some_and(|e| e.view == self.view)
+                || self.confirmed.contains(&i);
             if !current {
                 // Ours may be from an older view than the committed one.
                 self.fetch(ctx, i);
@@ -389,7 +476,13 @@ impl Server {
         self.apply(ctx);
         if self.mode == Mode::Recovering && self.recover_to.is_some_and(|t| self.commit >= t) {
             self.mode = Mode::Normal;
-            node_log!(info, ctx, view = self.view, commit = self.commit, "recovered");
+            node_log!(
+                info,
+                ctx,
+                view = self.view,
+                commit = self.commit,
+                "recovered"
+            );
         }
     }
 
@@ -401,13 +494,21 @@ impl Server {
         }
         self.fetching.insert(index, now);
         let master = self.servers[self.master_of(self.view)];
-        ctx.send(master, KvMsg::Fetch { view: self.view, index });
+        ctx.send(
+            master,
+            KvMsg::Fetch {
+                view: self.view,
+                index,
+            },
+        );
     }
 
     fn apply(&mut self, ctx: &mut Ctx<'_, KvMsg>) {
         while self.applied < self.commit {
             let i = self.applied + 1;
-            let Some(entry) = self.log.get(&i).cloned() else { break };
+            let Some(entry) = self.log.get(&i).cloned() else {
+                break;
+            };
             if let Entry::Batch(reqs) = &entry.entry {
                 for req in reqs {
                     let result = self.store.apply(req);
@@ -430,10 +531,14 @@ impl Server {
 
     /// Snapshots the applied state and truncates the log behind it.
     fn compact(&mut self, ctx: &mut Ctx<'_, KvMsg>) {
-        let snapshot = Snapshot { index: self.applied, store: self.store.clone() };
+        let snapshot = Snapshot {
+            index: self.applied,
+            store: self.store.clone(),
+        };
         let rest = self.log.split_off(&(self.applied + 1));
         self.log = rest;
-        let plain: BTreeMap<u64, LogEntry> = self.log.iter().map(|(i, e)| (*i, (**e).clone())).collect();
+        let plain: BTreeMap<u64, LogEntry> =
+            self.log.iter().map(|(i, e)| (*i, (**e).clone())).collect();
         if let Err(e) = log::compact(ctx.storage(), &snapshot, &plain) {
             node_log!(error, ctx, error = %e, "cannot write a snapshot");
         }
@@ -450,7 +555,8 @@ impl Server {
         self.commit = self.commit.max(snapshot.index);
         self.last = self.last.max(snapshot.index);
         self.log = self.log.split_off(&(snapshot.index + 1));
-        let plain: BTreeMap<u64, LogEntry> = self.log.iter().map(|(i, e)| (*i, (**e).clone())).collect();
+        let plain: BTreeMap<u64, LogEntry> =
+            self.log.iter().map(|(i, e)| (*i, (**e).clone())).collect();
         if let Err(e) = log::compact(ctx.storage(), &snapshot, &plain) {
             node_log!(error, ctx, error = %e, "cannot write a snapshot");
         }
@@ -466,9 +572,18 @@ impl Server {
         let view = self.view;
         let far_behind = self.commit - index >= FETCH_BATCH * 4;
         if far_behind || !self.log.contains_key(&index) {
-            let fresh = Snapshot { index: self.applied, store: self.store.clone() };
+            let fresh = Snapshot {
+                index: self.applied,
+                store: self.store.clone(),
+            };
             ctx.count("snapshots_sent", 1);
-            ctx.send(from, KvMsg::Install { view, snapshot: Arc::new(fresh) });
+            ctx.send(
+                from,
+                KvMsg::Install {
+                    view,
+                    snapshot: Arc::new(fresh),
+                },
+            );
             return;
         }
         let entries: Vec<Arc<LogEntry>> = self
@@ -476,7 +591,14 @@ impl Server {
             .range(index..=self.commit.min(index + FETCH_BATCH - 1))
             .map(|(_, e)| e.clone())
             .collect();
-        ctx.send(from, KvMsg::Committed { view, index, entries });
+        ctx.send(
+            from,
+            KvMsg::Committed {
+                view,
+                index,
+                entries,
+            },
+        );
     }
 
     // ----- view change -----
@@ -494,7 +616,10 @@ impl Server {
         self.votes.insert(self.me, own);
         node_log!(info, ctx, view = v, "starting a view change");
         ctx.count("view_changes", 1);
-        let msg = KvMsg::StartView { view: v, from: self.applied };
+        let msg = KvMsg::StartView {
+            view: v,
+            from: self.applied,
+        };
         self.broadcast(ctx, msg);
         self.check_votes(ctx);
     }
@@ -504,12 +629,22 @@ impl Server {
         Vote {
             commit: self.commit,
             last: self.last,
-            entries: self.log.range(start..).map(|(i, e)| (*i, (**e).clone())).collect(),
+            entries: self
+                .log
+                .range(start..)
+                .map(|(i, e)| (*i, (**e).clone()))
+                .collect(),
             snapshot: self.snapshot.clone().filter(|s| s.index > from),
         }
     }
 
-    fn on_start_view(&mut self, ctx: &mut Ctx<'_, KvMsg>, from: NodeId, view: u64, from_index: u64) {
+    fn on_start_view(
+        &mut self,
+        ctx: &mut Ctx<'_, KvMsg>,
+        from: NodeId,
+        view: u64,
+        from_index: u64,
+    ) {
         if self.mode == Mode::Recovering && view >= self.view {
             return; // no vote until caught up
         }
@@ -518,21 +653,42 @@ impl Server {
         }
         self.last_heard = ctx.now();
         let v = self.vote_from(from_index);
-        let msg =
-            KvMsg::ViewState { view, commit: v.commit, last: v.last, entries: v.entries, snapshot: v.snapshot };
+        let msg = KvMsg::ViewState {
+            view,
+            commit: v.commit,
+            last: v.last,
+            entries: v.entries,
+            snapshot: v.snapshot,
+        };
         ctx.send(from, msg);
     }
 
     fn check_votes(&mut self, ctx: &mut Ctx<'_, KvMsg>) {
-        if self.mode != Mode::ViewChange || self.votes.len() < self.cfg.recovery_quorum.size(self.n()) {
+        if self.mode != Mode::ViewChange
+            || self.votes.len() < self.cfg.recovery_quorum.size(self.n())
+        {
             return;
         }
         let votes = std::mem::take(&mut self.votes);
-        if let Some(s) = votes.values().filter_map(|v| v.snapshot.clone()).max_by_key(|s| s.index) {
+        if let Some(s) = votes
+            .values()
+            .filter_map(|v| v.snapshot.clone())
+            .max_by_key(|s| s.index)
+        {
             self.install(ctx, s);
         }
-        let committed = votes.values().map(|v| v.commit).max().unwrap_or(0).max(self.commit);
-        let last = votes.values().map(|v| v.last).max().unwrap_or(0).max(self.last);
+        let committed = votes
+            .values()
+            .map(|v| v.commit)
+            .max()
+            .unwrap_or(0)
+            .max(self.commit);
+        let last = votes
+            .values()
+            .map(|v| v.last)
+            .max()
+            .unwrap_or(0)
+            .max(self.last);
         // Per slot: a committed entry, else the highest view's, else a no-op.
         let mut chosen: BTreeMap<u64, (bool, LogEntry)> = BTreeMap::new();
         for v in votes.values() {
@@ -551,8 +707,14 @@ impl Server {
         for i in self.applied + 1..=last {
             let entry = match chosen.remove(&i) {
                 Some((_, e)) if i <= committed => e,
-                Some((_, e)) => LogEntry { view, entry: e.entry },
-                None => LogEntry { view, entry: Entry::Noop },
+                Some((_, e)) => LogEntry {
+                    view,
+                    entry: e.entry,
+                },
+                None => LogEntry {
+                    view,
+                    entry: Entry::Noop,
+                },
             };
             self.accept(ctx, i, Arc::new(entry));
         }
@@ -562,7 +724,10 @@ impl Server {
         self.last_heard = ctx.now();
         node_log!(info, ctx, view, commit = self.commit, last, "now master");
         self.apply(ctx);
-        let msg = KvMsg::Commit { view, commit: self.commit };
+        let msg = KvMsg::Commit {
+            view,
+            commit: self.commit,
+        };
         self.broadcast(ctx, msg);
         for i in self.commit + 1..=self.last {
             if let Some(e) = self.log.get(&i).cloned() {
@@ -581,7 +746,10 @@ impl Server {
                 if now > self.change_started + self.election_timeout {
                     self.start_view_change(ctx);
                 } else {
-                    let msg = KvMsg::StartView { view: self.view, from: self.applied };
+                    let msg = KvMsg::StartView {
+                        view: self.view,
+                        from: self.applied,
+                    };
                     for (i, s) in self.servers.clone().into_iter().enumerate() {
                         if i != self.me && !self.votes.contains_key(&i) {
                             ctx.send(s, msg.clone());
@@ -592,7 +760,10 @@ impl Server {
             Mode::Normal if self.is_master() => {
                 if now >= self.last_heartbeat + ms(self.cfg.heartbeat_ms) {
                     self.last_heartbeat = now;
-                    let msg = KvMsg::Commit { view: self.view, commit: self.commit };
+                    let msg = KvMsg::Commit {
+                        view: self.view,
+                        commit: self.commit,
+                    };
                     self.broadcast(ctx, msg);
                 }
                 self.retry_slots(ctx, now);
@@ -618,7 +789,9 @@ impl Server {
             .map(|(i, _)| *i)
             .collect();
         for index in late {
-            let Some(entry) = self.log.get(&index).cloned() else { continue };
+            let Some(entry) = self.log.get(&index).cloned() else {
+                continue;
+            };
             let slot = self.slots.get_mut(&index).expect("listed above");
             if slot.delegated {
                 ctx.count("coordinator_takeovers", 1);
@@ -626,7 +799,12 @@ impl Server {
             slot.delegated = false;
             slot.sent_at = now;
             let acked = slot.acks.clone();
-            let msg = KvMsg::Prepare { view: self.view, index, entry, commit: self.commit };
+            let msg = KvMsg::Prepare {
+                view: self.view,
+                index,
+                entry,
+                commit: self.commit,
+            };
             for (i, s) in self.servers.clone().into_iter().enumerate() {
                 if !acked.contains(&i) {
                     ctx.send(s, msg.clone());
@@ -641,7 +819,12 @@ impl Server {
         match msg {
             KvMsg::Request(req) => self.on_request(ctx, req),
             KvMsg::Reply { .. } => {}
-            KvMsg::Prepare { view, index, entry, commit } => {
+            KvMsg::Prepare {
+                view,
+                index,
+                entry,
+                commit,
+            } => {
                 if self.check_view(ctx, view, from) && self.mode != Mode::ViewChange {
                     self.on_prepare(ctx, from, index, entry, commit);
                 }
@@ -654,7 +837,10 @@ impl Server {
                 }
             }
             KvMsg::Commit { view, commit } => {
-                if self.check_view(ctx, view, from) && self.mode != Mode::ViewChange && !self.is_master() {
+                if self.check_view(ctx, view, from)
+                    && self.mode != Mode::ViewChange
+                    && !self.is_master()
+                {
                     self.last_heard = ctx.now();
                     if self.mode == Mode::Recovering && self.recover_to.is_none() {
                         self.recover_to = Some(commit);
@@ -672,7 +858,11 @@ impl Server {
                     self.on_fetch(ctx, from, index);
                 }
             }
-            KvMsg::Committed { view, index, entries } => {
+            KvMsg::Committed {
+                view,
+                index,
+                entries,
+            } => {
                 if view == self.view {
                     let top = index + entries.len() as u64 - 1;
                     for (i, entry) in (index..).zip(entries) {
@@ -691,13 +881,30 @@ impl Server {
                     self.install(ctx, snapshot);
                 }
             }
-            KvMsg::StartView { view, from: from_index } => self.on_start_view(ctx, from, view, from_index),
-            KvMsg::ViewState { view, commit, last, entries, snapshot } => {
+            KvMsg::StartView {
+                view,
+                from: from_index,
+            } => self.on_start_view(ctx, from, view, from_index),
+            KvMsg::ViewState {
+                view,
+                commit,
+                last,
+                entries,
+                snapshot,
+            } => {
                 if view == self.view
                     && self.mode == Mode::ViewChange
                     && let Some(i) = self.index_of(from)
                 {
-                    self.votes.insert(i, Vote { commit, last, entries, snapshot });
+                    self.votes.insert(
+                        i,
+                        Vote {
+                            commit,
+                            last,
+                            entries,
+                            snapshot,
+                        },
+                    );
                     self.check_votes(ctx);
                 }
             }
@@ -707,8 +914,20 @@ impl Server {
                     self.accept(ctx, index, entry.clone());
                     let master = self.master_of(view);
                     let now = ctx.now();
-                    self.slots.insert(index, Slot { acks: vec![self.me, master], sent_at: now, delegated: false });
-                    let msg = KvMsg::Prepare { view, index, entry, commit: self.commit };
+                    self.slots.insert(
+                        index,
+                        Slot {
+                            acks: vec![self.me, master],
+                            sent_at: now,
+                            delegated: false,
+                        },
+                    );
+                    let msg = KvMsg::Prepare {
+                        view,
+                        index,
+                        entry,
+                        commit: self.commit,
+                    };
                     for (i, s) in self.servers.clone().into_iter().enumerate() {
                         if i != self.me && i != master {
                             ctx.send(s, msg.clone());

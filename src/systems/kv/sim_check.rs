@@ -48,9 +48,19 @@ impl Faults {
     }
 
     pub fn names(&self) -> String {
-        let all = [("crash", self.crash), ("partition", self.partition), ("drop", self.drop), ("duplicate", self.duplicate), ("reorder", self.reorder)];
+        let all = [
+            ("crash", self.crash),
+            ("partition", self.partition),
+            ("drop", self.drop),
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+        ];
         let on: Vec<&str> = all.iter().filter(|(_, b)| *b).map(|(n, _)| *n).collect();
-        if on.is_empty() { "none".into() } else { on.join(",") }
+        if on.is_empty() {
+            "none".into()
+        } else {
+            on.join(",")
+        }
     }
 }
 
@@ -75,7 +85,10 @@ impl Default for SimCheckOptions {
             settle: Duration::from_secs(4),
             faults: Faults::parse(Faults::ALL).expect("all faults parse"),
             gap: Duration::from_millis(100),
-            config: KvConfig { persistence: super::Persistence::Fsync, ..Default::default() },
+            config: KvConfig {
+                persistence: super::Persistence::Fsync,
+                ..Default::default()
+            },
             workload: Workload {
                 clients: 3,
                 requests: u64::MAX,
@@ -120,7 +133,11 @@ fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Action)> {
     let mut out = Vec::new();
     let mut t = 0.5;
     let end = opts.load.as_secs_f64();
-    let kinds: Vec<u8> = [(0, opts.faults.crash), (1, opts.faults.partition)].iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect();
+    let kinds: Vec<u8> = [(0, opts.faults.crash), (1, opts.faults.partition)]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| *k)
+        .collect();
     if kinds.is_empty() || minority == 0 {
         return out;
     }
@@ -190,7 +207,11 @@ pub fn build(seed: u64, opts: &SimCheckOptions) -> Result<Simulation<KvNode>> {
         let server = i < opts.servers;
         nodes.push(NodeSpec {
             id: NodeId(i as u32),
-            name: if server { format!("s{i}") } else { format!("c{i}") },
+            name: if server {
+                format!("s{i}")
+            } else {
+                format!("c{i}")
+            },
             system: Kv::NAME.into(),
             role: if server { "server" } else { "client" }.into(),
             config: if server { config.clone() } else { wl.clone() },
@@ -202,7 +223,11 @@ pub fn build(seed: u64, opts: &SimCheckOptions) -> Result<Simulation<KvNode>> {
         let node = Kv::build(spec, &roster)?;
         let mut first = Some(node);
         let (spec, roster) = (spec.clone(), roster.clone());
-        sim.add_node(m, move || first.take().unwrap_or_else(|| Kv::build(&spec, &roster).expect("built once")));
+        sim.add_node(m, move || {
+            first
+                .take()
+                .unwrap_or_else(|| Kv::build(&spec, &roster).expect("built once"))
+        });
     }
     Ok(sim)
 }
@@ -237,7 +262,13 @@ pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Si
         sim.restart(MachineId(m));
     }
     sim.run_until(opts.load + opts.settle);
+    let result = outcome(seed, &sim, opts);
+    Ok((result, sim))
+}
 
+/// Collects the clients' histories and checks them.
+pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> SeedResult {
+    let n = opts.servers as u32;
     let mut history = Vec::new();
     for i in opts.servers..sim.node_count() {
         let id = NodeId(i as u32);
@@ -247,7 +278,7 @@ pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Si
     }
     let unanswered = history.iter().filter(|h| h.ret_ns.is_none()).count();
     let counter = |name: &str| (0..n).map(|s| sim.metrics(NodeId(s)).counter(name)).sum();
-    let result = SeedResult {
+    SeedResult {
         seed,
         completed: history.len() - unanswered,
         unanswered,
@@ -256,8 +287,7 @@ pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Si
         view_changes: counter("view_changes"),
         log_tails_cut: counter("log_tail_cut"),
         coordinator_takeovers: counter("coordinator_takeovers"),
-    };
-    Ok((result, sim))
+    }
 }
 
 /// Runs `seeds` on `threads` threads; `progress(done)` after each seed.

@@ -77,7 +77,9 @@ fn execute(data: &mut BTreeMap<String, String>, op: &Op) -> Response {
         return Response::Refused(why);
     }
     match op {
-        Op::Get(k) => data.get(k).map_or(Response::NotFound, |v| Response::Value(v.clone())),
+        Op::Get(k) => data
+            .get(k)
+            .map_or(Response::NotFound, |v| Response::Value(v.clone())),
         Op::Exists(k) => Response::Bool(data.contains_key(k)),
         Op::Update(k, v) => {
             data.insert(k.clone(), v.clone());
@@ -97,7 +99,12 @@ mod tests {
     use super::*;
 
     fn req(id: u64, op: Op, min: u64) -> Request {
-        Request { client: NodeId(9), id, op, min_outstanding: min }
+        Request {
+            client: NodeId(9),
+            id,
+            op,
+            min_outstanding: min,
+        }
     }
 
     #[test]
@@ -112,6 +119,9 @@ mod tests {
         // Once the client moved on, old replies are forgotten.
         s.apply(&req(3, Op::Count, 3));
         assert_eq!(s.apply(&put), Applied::Forgotten);
-        assert_eq!(s.cached(NodeId(9), 3), Some(Applied::Reply(Response::Count(0))));
+        assert_eq!(
+            s.cached(NodeId(9), 3),
+            Some(Applied::Reply(Response::Count(0)))
+        );
     }
 }

@@ -69,23 +69,43 @@ impl Default for Workload {
 
 impl Workload {
     pub fn load(path: &Path) -> Result<Workload> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
         let w: Workload = toml::from_str(&text)
             .map_err(|e| Error::input(format!("{}: {}", path.display(), e.message())))?;
-        w.validate().map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        w.validate()
+            .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
         Ok(w)
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {
         let checks = [
-            (self.reads > 100, "reads is a percentage (0 to 100)".to_string()),
-            (self.deletes > 100, "deletes is a percentage (0 to 100)".into()),
-            (!(self.interval_ms >= 0.0), "interval_ms must not be negative".into()),
+            (
+                self.reads > 100,
+                "reads is a percentage (0 to 100)".to_string(),
+            ),
+            (
+                self.deletes > 100,
+                "deletes is a percentage (0 to 100)".into(),
+            ),
+            (
+                !(self.interval_ms >= 0.0),
+                "interval_ms must not be negative".into(),
+            ),
             (self.keys == 0, "keys must be at least 1".into()),
-            (self.key_size == 0 || self.key_size > MAX_KEY, format!("key_size must be 1 to {MAX_KEY}")),
-            (self.value_size > MAX_VALUE, format!("value_size must be at most {MAX_VALUE}")),
+            (
+                self.key_size == 0 || self.key_size > MAX_KEY,
+                format!("key_size must be 1 to {MAX_KEY}"),
+            ),
+            (
+                self.value_size > MAX_VALUE,
+                format!("value_size must be at most {MAX_VALUE}"),
+            ),
             (self.clients == 0, "clients must be at least 1".into()),
-            (self.outstanding == 0, "outstanding must be at least 1".into()),
+            (
+                self.outstanding == 0,
+                "outstanding must be at least 1".into(),
+            ),
             (!(self.retry_ms > 0.0), "retry_ms must be positive".into()),
         ];
         match checks.into_iter().find(|(bad, _)| *bad) {
@@ -97,17 +117,27 @@ impl Workload {
     /// Key number `k`, padded to `key_size`.
     pub fn key(&self, k: u32) -> String {
         let base = format!("k{k}");
-        if base.len() >= self.key_size { base } else { format!("{base:_<width$}", width = self.key_size) }
+        if base.len() >= self.key_size {
+            base
+        } else {
+            format!("{base:_<width$}", width = self.key_size)
+        }
     }
 
     pub fn op(&self, rng: &mut DetRng) -> Op {
         let key = self.key(rng.random_range(0..self.keys));
         if rng.random_range(0..100) < self.reads {
-            if rng.random_range(0..10) == 0 { Op::Exists(key) } else { Op::Get(key) }
+            if rng.random_range(0..10) == 0 {
+                Op::Exists(key)
+            } else {
+                Op::Get(key)
+            }
         } else if rng.random_range(0..100) < self.deletes {
             Op::Delete(key)
         } else {
-            let value: String = (0..self.value_size).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect();
+            let value: String = (0..self.value_size)
+                .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+                .collect();
             Op::Update(key, value)
         }
     }
@@ -125,11 +155,28 @@ mod tests {
         let w = Workload::load(&p).unwrap();
         assert_eq!((w.reads, w.keys, w.requests, w.clients), (50, 4, 7, 2));
         std::fs::write(&p, "reads = 150\n").unwrap();
-        assert!(Workload::load(&p).unwrap_err().to_string().contains("percentage"));
+        assert!(
+            Workload::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("percentage")
+        );
         std::fs::write(&p, "reeds = 5\n").unwrap();
-        assert!(Workload::load(&p).unwrap_err().to_string().contains("reeds"));
+        assert!(
+            Workload::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("reeds")
+        );
         std::fs::write(&p, "reads = \"many\"\n").unwrap();
         assert!(Workload::load(&p).is_err());
-        assert_eq!(Workload { key_size: 6, ..Default::default() }.key(3), "k3____");
+        assert_eq!(
+            Workload {
+                key_size: 6,
+                ..Default::default()
+            }
+            .key(3),
+            "k3____"
+        );
     }
 }
