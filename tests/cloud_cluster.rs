@@ -11,27 +11,11 @@ use common::cloud::{Cloud, CloudCleanup, Moto, busybox_available, cloud_settings
 use common::real::{DZ, block_local, clocks_scenario, docker_available};
 use distzero::backends::cluster::{down, up};
 use distzero::backends::ec2::api;
-use distzero::controller::{MachineSpec, Placement};
-use distzero::node::{MachineId, Mode, NodeId};
-use distzero::systems::NodeSpec;
+use distzero::controller::{MachineSpec, Placement, one_node_per_machine};
+use distzero::node::Mode;
 
 fn clocks(n: u32) -> (Vec<MachineSpec>, Placement) {
-    let machines = (0..n)
-        .map(|i| MachineSpec::named(format!("m{i}")))
-        .collect();
-    let placement = (0..n)
-        .map(|i| {
-            let spec = NodeSpec {
-                id: NodeId(i),
-                name: format!("n{i}"),
-                system: "clocks".into(),
-                role: "machine".into(),
-                config: serde_json::json!({"rate": 4}),
-            };
-            (spec, MachineId(i))
-        })
-        .collect();
-    (machines, placement)
+    one_node_per_machine(n, "clocks", "machine", &serde_json::json!({"rate": 4}))
 }
 
 /// Docker, moto and busybox (the stand-ins' shell): what booting emulated

@@ -15,32 +15,25 @@ use std::time::{Duration, Instant};
 
 use common::real::{DZ, block_local, settings};
 use distzero::backends::cluster::{ClusterController, down, up};
-use distzero::controller::{Fault, MachineSpec, Placement};
+use distzero::backends::state::ClusterState;
+use distzero::controller::{Fault, one_node_per_machine};
 use distzero::kvbench::{TargetSpec, run};
 use distzero::node::{MachineId, Mode, NodeId};
-use distzero::systems::NodeSpec;
 use distzero::systems::kv::check::check_history;
 use distzero::systems::kv::msg::{Op, Response};
 use distzero::systems::kv::remote::{KvRemote, ServerAddr};
 use distzero::systems::kv::workload::Workload;
 
-fn kv_placement(n: u32) -> (Vec<MachineSpec>, Placement) {
-    let machines = (0..n)
-        .map(|i| MachineSpec::named(format!("m{i}")))
-        .collect();
-    let placement = (0..n)
-        .map(|i| {
-            let spec = NodeSpec {
-                id: NodeId(i),
-                name: format!("s{i}"),
-                system: "kv".into(),
-                role: "server".into(),
-                config: serde_json::json!({"election_timeout_ms": 400.0}),
-            };
-            (spec, MachineId(i))
-        })
-        .collect();
-    (machines, placement)
+/// Three kv servers on local processes.
+async fn kv_cluster(
+    s: &distzero::settings::Settings,
+    name: &str,
+) -> (ClusterController, ClusterState) {
+    let config = serde_json::json!({"election_timeout_ms": 400.0});
+    let (machines, placement) = one_node_per_machine(3, "kv", "server", &config);
+    up(s, name, Mode::Local, &machines, placement, Path::new(DZ))
+        .await
+        .unwrap()
 }
 
 /// The servers' data addresses: server i runs on machine i.
@@ -75,17 +68,7 @@ fn local_kv_kill_9_of_the_master_under_load_loses_no_acknowledged_write() {
     let tmp = tempfile::tempdir().unwrap();
     let s = settings(tmp.path());
     block_local(async {
-        let (machines, placement) = kv_placement(3);
-        let (mut ctl, state) = up(
-            &s,
-            "kv-kill",
-            Mode::Local,
-            &machines,
-            placement,
-            Path::new(DZ),
-        )
-        .await
-        .unwrap();
+        let (mut ctl, state) = kv_cluster(&s, "kv-kill").await;
         let spec = TargetSpec::DistZero {
             servers: addrs(&ctl),
             secret: state.secret.clone(),
@@ -163,17 +146,7 @@ fn local_kv_corrupt_log_tail_is_cut_and_reported_on_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let s = settings(tmp.path());
     block_local(async {
-        let (machines, placement) = kv_placement(3);
-        let (mut ctl, state) = up(
-            &s,
-            "kv-torn",
-            Mode::Local,
-            &machines,
-            placement,
-            Path::new(DZ),
-        )
-        .await
-        .unwrap();
+        let (mut ctl, state) = kv_cluster(&s, "kv-torn").await;
         let mut client = KvRemote::new(addrs(&ctl), state.secret.clone());
         for i in 0..20 {
             client

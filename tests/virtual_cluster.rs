@@ -9,6 +9,22 @@ use common::real::{
 };
 use distzero::node::Mode;
 
+/// Runs `dz` with its state under `tmp`; asserts success, returns stdout.
+fn dz_ok(tmp: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(DZ)
+        .env("DZ_TMP_DIR", tmp)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[test]
 fn virtual_clocks_cluster_keeps_lamport_rules_and_recovers_from_faults() {
     if !docker_available() {
@@ -38,19 +54,7 @@ fn virtual_cluster_commands_pause_and_resume_containers() {
     let name = "virtual-cli";
     let _cleanup = DockerCleanup(name.into());
     let tmp = tempfile::tempdir().unwrap();
-    let dz = |args: &[&str]| {
-        let out = Command::new(DZ)
-            .env("DZ_TMP_DIR", tmp.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let dz = |args: &[&str]| dz_ok(tmp.path(), args);
     let out = dz(&[
         "cluster",
         "up",
@@ -136,20 +140,7 @@ fn virtual_kv_cluster_serves_clients_and_survives_a_killed_container() {
     let name = "virtual-kv";
     let _cleanup = DockerCleanup(name.into());
     let tmp = tempfile::tempdir().unwrap();
-    let dz = |args: &[&str]| {
-        let out = Command::new(DZ)
-            .env("DZ_TMP_DIR", tmp.path())
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let dz = |args: &[&str]| dz_ok(tmp.path(), args);
     dz(&[
         "cluster",
         "up",

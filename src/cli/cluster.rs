@@ -9,12 +9,12 @@ use super::runtime::block_local;
 use crate::backends::agent_plane::total;
 use crate::backends::cluster::{attach, down, new_name, record, up};
 use crate::backends::state::ClusterState;
-use crate::controller::{Fault, MachineSpec};
+use crate::controller::{Fault, one_node_per_machine};
 use crate::error::Error;
 use crate::node::{MachineId, Mode, NodeId};
 use crate::settings::Settings;
 use crate::sim::MessageFaults;
-use crate::systems::{NodeSpec, System, SystemVisitor, with_system};
+use crate::systems::{System, SystemVisitor, with_system};
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -148,21 +148,7 @@ fn cmd_up(settings: &Settings, a: UpArgs) -> anyhow::Result<()> {
         None => serde_json::Value::Null,
     };
     let name = a.name.unwrap_or_else(new_name);
-    let machines: Vec<MachineSpec> = (0..a.machines)
-        .map(|i| MachineSpec::named(format!("m{i}")))
-        .collect();
-    let placement = (0..a.machines)
-        .map(|i| {
-            let spec = NodeSpec {
-                id: NodeId(i),
-                name: format!("n{i}"),
-                system: system.to_string(),
-                role: role.to_string(),
-                config: config.clone(),
-            };
-            (spec, MachineId(i))
-        })
-        .collect();
+    let (machines, placement) = one_node_per_machine(a.machines, system, role, &config);
     let binary = binary()?;
     let state = block_local(async {
         let (_ctl, state) = up(settings, &name, a.mode, &machines, placement, &binary).await?;

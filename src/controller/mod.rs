@@ -21,6 +21,32 @@ use crate::systems::{NodeSpec, Roster};
 /// Nodes (in id order) with the machine each runs on.
 pub type Placement = Vec<(NodeSpec, MachineId)>;
 
+/// Machines `m0..m{n-1}`, each running one node `n{i}` of `system` in
+/// `role` with `config`: the shape of `dz cluster up`.
+pub fn one_node_per_machine(
+    n: u32,
+    system: &str,
+    role: &str,
+    config: &serde_json::Value,
+) -> (Vec<MachineSpec>, Placement) {
+    let machines = (0..n)
+        .map(|i| MachineSpec::named(format!("m{i}")))
+        .collect();
+    let placement = (0..n)
+        .map(|i| {
+            let spec = NodeSpec {
+                id: NodeId(i),
+                name: format!("n{i}"),
+                system: system.to_string(),
+                role: role.to_string(),
+                config: config.clone(),
+            };
+            (spec, MachineId(i))
+        })
+        .collect();
+    (machines, placement)
+}
+
 pub struct Controller<B: MachineBackend + ?Sized> {
     backend: Box<B>,
     machines: Vec<MachineInfo>,

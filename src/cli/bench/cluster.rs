@@ -9,13 +9,12 @@ use crate::backends::agent_plane::READY_TIMEOUT;
 use crate::backends::cluster::{down, new_name, up};
 use crate::cli::cluster::binary;
 use crate::cli::runtime::block_local;
-use crate::controller::{MachineSpec, Placement};
+use crate::controller::{MachineSpec, Placement, one_node_per_machine};
 use crate::error::{Error, Result};
-use crate::node::{MachineId, Mode, NodeId};
+use crate::node::Mode;
 use crate::runtime::auth;
 use crate::runtime::client::AgentClient;
 use crate::settings::Settings;
-use crate::systems::NodeSpec;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,22 +35,7 @@ struct Row {
 }
 
 fn clocks_placement(n: u32) -> (Vec<MachineSpec>, Placement) {
-    let machines = (0..n)
-        .map(|i| MachineSpec::named(format!("m{i}")))
-        .collect();
-    let placement = (0..n)
-        .map(|i| {
-            let spec = NodeSpec {
-                id: NodeId(i),
-                name: format!("n{i}"),
-                system: "clocks".into(),
-                role: "machine".into(),
-                config: serde_json::Value::Null,
-            };
-            (spec, MachineId(i))
-        })
-        .collect();
-    (machines, placement)
+    one_node_per_machine(n, "clocks", "machine", &serde_json::Value::Null)
 }
 
 fn docker_cli(args: &[&str]) -> Result<String> {

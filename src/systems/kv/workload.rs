@@ -89,8 +89,8 @@ impl Workload {
                 "deletes is a percentage (0 to 100)".into(),
             ),
             (
-                !(self.interval_ms >= 0.0),
-                "interval_ms must not be negative".into(),
+                !self.interval_ms.is_finite() || self.interval_ms < 0.0,
+                "interval_ms must be a finite number, not negative".into(),
             ),
             (self.keys == 0, "keys must be at least 1".into()),
             (
@@ -106,7 +106,10 @@ impl Workload {
                 self.outstanding == 0,
                 "outstanding must be at least 1".into(),
             ),
-            (!(self.retry_ms > 0.0), "retry_ms must be positive".into()),
+            (
+                !self.retry_ms.is_finite() || self.retry_ms <= 0.0,
+                "retry_ms must be a positive finite number".into(),
+            ),
         ];
         match checks.into_iter().find(|(bad, _)| *bad) {
             Some((_, why)) => Err(why),
