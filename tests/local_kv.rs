@@ -176,12 +176,20 @@ fn local_kv_corrupt_log_tail_is_cut_and_reported_on_restart() {
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The restarted server reports the cut once it has loaded its log.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let counters = loop {
+            let stats = ctl.stats().await.unwrap();
+            let node = stats.nodes.into_iter().find(|n| n.id == NodeId(victim));
+            match node {
+                Some(n) if n.counters.get("log_tail_cut").is_some() => break n.counters,
+                _ if Instant::now() > deadline => panic!("the restarted server reported no cut"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        assert_eq!(counters["log_tail_cut"], 1, "{counters:?}");
+        assert_eq!(counters["log_tail_cut_bytes"], 7);
         assert!(std::fs::metadata(&log).unwrap().len() >= good);
-        let stats = ctl.stats().await.unwrap();
-        let n = stats.nodes.iter().find(|n| n.id == NodeId(victim)).unwrap();
-        assert_eq!(n.counters["log_tail_cut"], 1, "{:?}", n.counters);
-        assert_eq!(n.counters["log_tail_cut_bytes"], 7);
         let agent_log = std::fs::read_to_string(
             tmp.path()
                 .join(format!("kv-torn/machines/m{victim}/agent.json.log")),
