@@ -206,6 +206,15 @@ fn cmd_status(settings: &Settings, name: &str) -> anyhow::Result<()> {
                             "    {}  sent {}  delivered {}  dropped {}  {}",
                             n.id, t.sent, t.delivered, t.dropped, status
                         );
+                        let counters: Vec<String> = n
+                            .counters
+                            .iter()
+                            .filter(|(_, v)| **v > 0)
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect();
+                        if !counters.is_empty() {
+                            println!("      counters: {}", counters.join(", "));
+                        }
                     }
                     let interesting: Vec<String> = r
                         .transport
