@@ -5,7 +5,8 @@ mod common;
 
 use assert_cmd::Command;
 use common::real::{
-    DZ, DockerCleanup, block_local, clocks_scenario, docker_available, docker_leftovers, settings,
+    DZ, DockerCleanup, assert_nothing_left, block_local, clocks_scenario, docker_available,
+    docker_leftovers, settings,
 };
 use distzero::node::Mode;
 
@@ -39,11 +40,7 @@ fn virtual_clocks_cluster_keeps_lamport_rules_and_recovers_from_faults() {
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert_eq!(first["mode"], "virtual");
     assert_eq!(first["machine"], "m1");
-    let left = docker_leftovers(name);
-    assert!(
-        left.containers.is_empty() && left.networks.is_empty(),
-        "left behind: {left:?}"
-    );
+    assert_nothing_left(name);
 }
 
 #[test]
@@ -78,11 +75,7 @@ fn virtual_cluster_commands_pause_and_resume_containers() {
         "{status}"
     );
     dz(&["cluster", "down", name]);
-    let left = docker_leftovers(name);
-    assert!(
-        left.containers.is_empty() && left.networks.is_empty(),
-        "left behind: {left:?}"
-    );
+    assert_nothing_left(name);
 }
 
 #[test]
@@ -125,11 +118,7 @@ fn virtual_clocks_experiment_runs_in_containers() {
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("c/summary.json")).unwrap())
             .unwrap();
     assert_eq!(summary["mode"], "virtual");
-    let left = docker_leftovers(&cluster.unwrap());
-    assert!(
-        left.containers.is_empty() && left.networks.is_empty(),
-        "left behind: {left:?}"
-    );
+    assert_nothing_left(&cluster.unwrap());
 }
 
 #[test]
@@ -163,9 +152,5 @@ fn virtual_kv_cluster_serves_clients_and_survives_a_killed_container() {
     let out = dz(&["kv", "--cluster", name, "count"]);
     assert_eq!(out.trim(), "2", "{out}");
     dz(&["cluster", "down", name]);
-    let left = docker_leftovers(name);
-    assert!(
-        left.containers.is_empty() && left.networks.is_empty(),
-        "left behind: {left:?}"
-    );
+    assert_nothing_left(name);
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+use crate::backends::state::MachineRecord;
 use crate::controller::{ClusterStats, ControlPlane, Deployment, LinkStats, NodeStats};
 use crate::error::{Error, Result};
 use crate::node::{MachineId, NodeId};
@@ -43,6 +44,18 @@ impl AgentPlane {
             deployment: Deployment::default(),
             epoch_ms,
             started: Instant::now(),
+        }
+    }
+
+    /// Machines of a recorded cluster, not yet connected.
+    pub fn add_recorded(&mut self, records: &[MachineRecord]) {
+        for r in records {
+            self.machines.push(AgentMachine {
+                name: r.name.clone(),
+                control: r.control.clone(),
+                data: r.data.clone(),
+                client: None,
+            });
         }
     }
 

@@ -52,15 +52,8 @@ impl LocalBackend {
         records: Vec<MachineRecord>,
     ) -> Self {
         let mut b = Self::new(cluster_dir, binary, secret, epoch_ms);
-        for r in &records {
-            b.plane.machines.push(AgentMachine {
-                name: r.name.clone(),
-                control: r.control.clone(),
-                data: r.data.clone(),
-                client: None,
-            });
-            b.children.push(None);
-        }
+        b.plane.add_recorded(&records);
+        b.children.resize_with(records.len(), || None);
         b.records = records;
         b
     }

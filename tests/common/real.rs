@@ -207,3 +207,13 @@ pub fn docker_leftovers(cluster: &str) -> distzero::backends::docker::Removed {
             .unwrap()
     })
 }
+
+#[cfg(feature = "virtual")]
+/// Asserts that no container or network of the cluster remains.
+pub fn assert_nothing_left(cluster: &str) {
+    let left = docker_leftovers(cluster);
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "left behind: {left:?}"
+    );
+}

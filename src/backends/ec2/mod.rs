@@ -64,14 +64,7 @@ impl Ec2Backend {
 
     pub fn attach(state: &ClusterState, setup: BackendSetup<'_>) -> Result<Self> {
         let mut b = Self::new(setup)?;
-        for r in &state.machines {
-            b.plane.machines.push(AgentMachine {
-                name: r.name.clone(),
-                control: r.control.clone(),
-                data: r.data.clone(),
-                client: None,
-            });
-        }
+        b.plane.add_recorded(&state.machines);
         b.records = state.machines.clone();
         for res in &state.resources {
             if let Some(g) = res.strip_prefix("group:") {
