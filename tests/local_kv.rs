@@ -283,6 +283,19 @@ fn local_kv_client_rest_gateway_and_bad_input() {
             "at most 65536",
         ),
         (vec!["kv", "--cluster", "nope", "count"], "no cluster named"),
+        (
+            vec![
+                "cluster",
+                "up",
+                "--system",
+                "kv",
+                "--name",
+                "bad",
+                "--config",
+                r#"{"replication_quorum": "one-in", "recovery_quorum": "one-in"}"#,
+            ],
+            "need not intersect",
+        ),
     ] {
         let (code, _, err) = dz(t, &args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
