@@ -159,10 +159,9 @@ pub async fn run_batch(ec2: &Client, r: &LaunchRequest<'_>) -> Result<Vec<Instan
     unreachable!("the last attempt returns")
 }
 
-/// Instances with a tag (`distzero` for all, or one cluster), in any state
-/// but terminated.
-pub async fn find(ec2: &Client, cluster: Option<&str>) -> Result<Vec<Instance>> {
-    let filter = match cluster {
+/// What carries the project's tag: one cluster's, or everything.
+fn tag_filter(cluster: Option<&str>) -> Filter {
+    match cluster {
         Some(c) => Filter::builder()
             .name(format!("tag:{CLUSTER_TAG}"))
             .values(c)
@@ -171,7 +170,13 @@ pub async fn find(ec2: &Client, cluster: Option<&str>) -> Result<Vec<Instance>> 
             .name(format!("tag:{TAG}"))
             .values("1")
             .build(),
-    };
+    }
+}
+
+/// Instances with a tag (`distzero` for all, or one cluster), in any state
+/// but terminated.
+pub async fn find(ec2: &Client, cluster: Option<&str>) -> Result<Vec<Instance>> {
+    let filter = tag_filter(cluster);
     let states = Filter::builder()
         .name("instance-state-name")
         .set_values(Some(
@@ -416,16 +421,7 @@ pub async fn check_group(ec2: &Client, id: &str, controller: &str) -> Result<()>
 
 /// DistZero's security groups (one cluster's, or all).
 pub async fn groups(ec2: &Client, cluster: Option<&str>) -> Result<Vec<String>> {
-    let filter = match cluster {
-        Some(c) => Filter::builder()
-            .name(format!("tag:{CLUSTER_TAG}"))
-            .values(c)
-            .build(),
-        None => Filter::builder()
-            .name(format!("tag:{TAG}"))
-            .values("1")
-            .build(),
-    };
+    let filter = tag_filter(cluster);
     let out = ec2
         .describe_security_groups()
         .filters(filter)
