@@ -453,12 +453,20 @@ pub async fn remove_labelled(docker: &Docker, cluster: Option<&str>) -> Result<R
         }
     }
     for n in &found.networks {
-        match docker.remove_network(n).await {
-            Ok(()) => {}
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => return Err(docker_err(&format!("remove network {n}"), e)),
+        // A container just removed may hold its endpoint for a moment.
+        let mut attempt = 0;
+        loop {
+            match docker.remove_network(n).await {
+                Ok(()) => break,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => break,
+                Err(_) if attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(docker_err(&format!("remove network {n}"), e)),
+            }
         }
     }
     Ok(found)

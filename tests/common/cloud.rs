@@ -225,6 +225,8 @@ impl Cloud {
             .unwrap();
         settings.cloud.subnet = Some(subnet.subnet().unwrap().subnet_id().unwrap().to_string());
         let network = format!("dzs-{label}");
+        // What a crashed earlier run of this test may have left.
+        let _ = distzero::backends::docker::remove_labelled(&docker, Some(label)).await;
         let status = Command::new("docker")
             .args([
                 "network",
