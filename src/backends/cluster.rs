@@ -3,6 +3,7 @@
 //! run on real machines.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ClusterBackend;
@@ -14,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::node::{MachineId, Mode};
 use crate::runtime::auth;
 use crate::settings::Settings;
+use crate::systems::{Roster, check_buildable};
 
 pub type ClusterController = Controller<dyn ClusterBackend>;
 
@@ -137,6 +139,8 @@ pub async fn up(
             "cluster {name:?} exists; `dz cluster down {name}` first"
         )));
     }
+    let specs = placement.iter().map(|(spec, _)| spec.clone()).collect();
+    check_buildable(&Arc::new(Roster { nodes: specs }))?;
     let secret = settings
         .cluster_secret
         .clone()

@@ -137,23 +137,6 @@ impl SystemVisitor for Roles {
     }
 }
 
-/// Builds every node once on the controller, so a bad `--config` is refused
-/// before any machine starts.
-struct DryBuild<'a>(&'a crate::controller::Placement);
-
-impl SystemVisitor for DryBuild<'_> {
-    type Out = crate::error::Result<()>;
-    fn visit<S: System>(self) -> Self::Out {
-        let roster = std::sync::Arc::new(crate::systems::Roster {
-            nodes: self.0.iter().map(|(spec, _)| spec.clone()).collect(),
-        });
-        for spec in &roster.nodes {
-            S::build(spec, &roster).map_err(|e| Error::input(format!("--config: {e}")))?;
-        }
-        Ok(())
-    }
-}
-
 fn cmd_up(settings: &Settings, a: UpArgs) -> anyhow::Result<()> {
     let (system, role) = with_system(&a.system, Roles)?;
     if a.machines == 0 {
@@ -166,7 +149,6 @@ fn cmd_up(settings: &Settings, a: UpArgs) -> anyhow::Result<()> {
     };
     let name = a.name.unwrap_or_else(new_name);
     let (machines, placement) = one_node_per_machine(a.machines, system, role, &config);
-    with_system(system, DryBuild(&placement))??;
     let binary = binary()?;
     let state = block_local(async {
         let (_ctl, state) = up(settings, &name, a.mode, &machines, placement, &binary).await?;

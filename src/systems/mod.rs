@@ -81,6 +81,22 @@ pub fn with_system<V: SystemVisitor>(name: &str, visitor: V) -> Result<V::Out> {
     }
 }
 
+/// Builds every node of `roster` once and drops it, so that a spec its
+/// system refuses (a bad config) is an input error before anything starts.
+pub fn check_buildable(roster: &Arc<Roster>) -> Result<()> {
+    struct Build<'a>(&'a NodeSpec, &'a Arc<Roster>);
+    impl SystemVisitor for Build<'_> {
+        type Out = Result<()>;
+        fn visit<S: System>(self) -> Result<()> {
+            S::build(self.0, self.1).map(drop)
+        }
+    }
+    for spec in &roster.nodes {
+        with_system(&spec.system, Build(spec, roster))?.map_err(|e| Error::input(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Reads a system's config object into its typed form, naming the node on
 /// error.
 pub fn parse_config<T: serde::de::DeserializeOwned + Default>(spec: &NodeSpec) -> Result<T> {
