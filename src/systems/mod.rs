@@ -65,6 +65,7 @@ pub const SYSTEMS: &[&str] = &[
     pingpong::PingPong::NAME,
     clocks::Clocks::NAME,
     blast::Blast::NAME,
+    kv::Kv::NAME,
 ];
 
 /// Runs `visitor` with the system called `name`.
