@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use assert_cmd::Command;
-use common::real::{DZ, block_local, clocks_scenario, settings};
+use common::real::{DZ, block_local, clocks_scenario, dz_run, settings};
 use distzero::node::Mode;
 
 fn alive(pid: u32) -> bool {
@@ -41,19 +41,7 @@ fn local_clocks_cluster_keeps_lamport_rules_and_recovers_from_faults() {
 #[test]
 fn local_cluster_commands_from_separate_invocations() {
     let tmp = tempfile::tempdir().unwrap();
-    let dz = |args: &[&str]| {
-        let out = Command::new(DZ)
-            .env("DZ_TMP_DIR", tmp.path())
-            .env_remove("DZ_CLUSTER_SECRET")
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let dz = |args: &[&str]| dz_run(tmp.path(), args);
     let (code, out, err) = dz(&[
         "cluster",
         "up",

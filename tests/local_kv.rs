@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use common::real::{DZ, block_local, settings};
+use common::real::{DZ, block_local, dz_run, settings};
 use distzero::backends::cluster::{ClusterController, down, up};
 use distzero::backends::state::ClusterState;
 use distzero::controller::{Fault, one_node_per_machine};
@@ -208,19 +208,6 @@ fn local_kv_corrupt_log_tail_is_cut_and_reported_on_restart() {
     });
 }
 
-fn dz(tmp: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(DZ)
-        .env("DZ_TMP_DIR", tmp)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
@@ -247,7 +234,7 @@ impl Drop for Kill {
 fn local_kv_client_rest_gateway_and_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let (code, _, err) = dz(
+    let (code, _, err) = dz_run(
         t,
         &[
             "cluster",
@@ -263,12 +250,12 @@ fn local_kv_client_rest_gateway_and_bad_input() {
         ],
     );
     assert_eq!(code, Some(0), "{err}");
-    let (code, out, _) = dz(
+    let (code, out, _) = dz_run(
         t,
         &["kv", "--cluster", "kvc", "update", "a", "hello", "world"],
     );
     assert_eq!((code, out.trim()), (Some(0), "OK"));
-    let (_, out, _) = dz(t, &["kv", "--cluster", "kvc", "get", "a"]);
+    let (_, out, _) = dz_run(t, &["kv", "--cluster", "kvc", "get", "a"]);
     assert_eq!(out.trim(), "hello world");
     // Bad input: one clear line, exit 2, nothing applied.
     let big = "x".repeat(70_000);
@@ -297,16 +284,16 @@ fn local_kv_client_rest_gateway_and_bad_input() {
             "need not intersect",
         ),
     ] {
-        let (code, _, err) = dz(t, &args);
+        let (code, _, err) = dz_run(t, &args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(says), "{err}");
     }
-    let (_, out, _) = dz(t, &["kv", "--cluster", "kvc", "count"]);
+    let (_, out, _) = dz_run(t, &["kv", "--cluster", "kvc", "count"]);
     assert_eq!(out.trim(), "1", "the refused update must not be applied");
     std::fs::write(t.join("bad.toml"), "reads = 120\n").unwrap();
     let bad = t.join("bad.toml");
-    let (code, _, err) = dz(
+    let (code, _, err) = dz_run(
         t,
         &[
             "kv-bench",
@@ -388,12 +375,12 @@ fn local_kv_client_rest_gateway_and_bad_input() {
     assert_eq!(http(port, "DELETE", "/kv/b", "").0, 404);
     // No quorum: 503.
     for m in ["m1", "m2"] {
-        let (code, _, err) = dz(t, &["cluster", "fault", "kvc", "kill", m]);
+        let (code, _, err) = dz_run(t, &["cluster", "fault", "kvc", "kill", m]);
         assert_eq!(code, Some(0), "{err}");
     }
     assert_eq!(http(port, "PUT", "/kv/d", r#"{"value": "4"}"#).0, 503);
     drop(gateway);
-    let (code, _, err) = dz(t, &["cluster", "down", "kvc"]);
+    let (code, _, err) = dz_run(t, &["cluster", "down", "kvc"]);
     assert_eq!(code, Some(0), "{err}");
 }
 
@@ -467,7 +454,7 @@ fn local_kv_bench_drives_etcd_with_the_same_workload() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let out_dir = t.join("bench");
-    let (code, out, err) = dz(
+    let (code, out, err) = dz_run(
         t,
         &[
             "kv-bench",

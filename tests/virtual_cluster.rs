@@ -6,25 +6,9 @@ mod common;
 use assert_cmd::Command;
 use common::real::{
     DZ, DockerCleanup, assert_nothing_left, block_local, clocks_scenario, docker_available,
-    docker_leftovers, settings,
+    docker_leftovers, dz_ok, settings,
 };
 use distzero::node::Mode;
-
-/// Runs `dz` with its state under `tmp`; asserts success, returns stdout.
-fn dz_ok(tmp: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(DZ)
-        .env("DZ_TMP_DIR", tmp)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
 
 #[test]
 fn virtual_clocks_cluster_keeps_lamport_rules_and_recovers_from_faults() {

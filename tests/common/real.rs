@@ -34,6 +34,29 @@ pub async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// Runs `dz` with its state under `tmp` and no inherited cluster secret:
+/// (exit code, stdout, stderr).
+pub fn dz_run(tmp: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(DZ)
+        .env("DZ_TMP_DIR", tmp)
+        .env_remove("DZ_CLUSTER_SECRET")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`dz_run`] that must succeed; returns stdout.
+pub fn dz_ok(tmp: &Path, args: &[&str]) -> String {
+    let (code, out, err) = dz_run(tmp, args);
+    assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+    out
+}
+
 /// Messages delivered to each node so far.
 pub async fn delivered(ctl: &mut ClusterController) -> Vec<u64> {
     let stats = ctl.stats().await.expect("stats");
