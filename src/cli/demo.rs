@@ -71,11 +71,8 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
 
 /// The replicated kv service surviving a master crash and a partition.
 fn kv_scene(out: &Path, seed: u64) -> anyhow::Result<()> {
-    println!(
-        "Replicated kv service: 3 simulated servers (delegated Multi-Paxos, fsync), \
-         3 clients reading and writing 5 keys for 10 s (seed {seed})."
-    );
     let scene = showcase::run(seed)?;
+    println!("{}", scene.title);
     for line in &scene.story {
         println!("  {line}");
     }

@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use super::KvNode;
 use super::sim_check::{SeedResult, SimCheckOptions, build, outcome};
+use super::{KvNode, Persistence};
 use crate::error::Result;
 use crate::node::{MachineId, NodeId};
 use crate::sim::Simulation;
 
 pub struct Showcase {
+    /// What ran, in one line.
+    pub title: String,
     /// What happened, one readable line per step.
     pub story: Vec<String>,
     pub result: SeedResult,
@@ -85,7 +87,20 @@ pub fn run(seed: u64) -> Result<Showcase> {
         .collect();
     let agreed_keys =
         (stores.len() == 3 && stores.windows(2).all(|w| w[0] == w[1])).then(|| stores[0].len());
+    let durability = match opts.config.persistence {
+        Persistence::Fsync => "fsync",
+        Persistence::None => "no fsync",
+    };
+    let title = format!(
+        "Replicated kv service: {} simulated servers (delegated Multi-Paxos, {durability}), {} clients \
+         reading and writing {} keys for {} s (seed {seed}).",
+        opts.servers,
+        opts.workload.clients,
+        opts.workload.keys,
+        opts.load.as_secs()
+    );
     Ok(Showcase {
+        title,
         story,
         result,
         agreed_keys,
