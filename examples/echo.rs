@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use distzero::net::ClockSkew;
 use distzero::node::{
     CodecError, Ctx, Message, Node, NodeId, TimerId, decode_postcard, encode_postcard,
 };
-use distzero::sim::{ClockSkew, SimConfig, Simulation};
+use distzero::sim::{SimConfig, Simulation};
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum EchoMsg {

@@ -63,6 +63,7 @@ struct MessageFaults {
   reorder @2 :Float64;
   delayMs @3 :Float64;       # extra delay added to every matching message
   kinds @4 :List(Text);      # empty: every kind
+  reorderMs @5 :Float64 = -1.0;  # the reorder window; negative: the default
 }
 
 struct KindCount {
@@ -81,6 +82,7 @@ struct NodeStats {
   id @0 :UInt32;
   kinds @1 :List(KindCount);
   counters @2 :List(Counter);
+  failed @3 :Text;           # why the node fail-stopped; empty if it did not
 }
 
 struct MachineStats {
@@ -109,4 +111,14 @@ interface Session {
   queryNode @5 (id :UInt32, query :Text) -> (json :Text);
   fetchLogs @6 (offset :UInt64, max :UInt32) -> (data :Data, next :UInt64);
   shutdown @7 () -> ();
+  # This machine's link to `peer` (a machine name): latency and message
+  # faults as the JSON of a LinkSpec; empty text removes it.
+  setLink @8 (peer :Text, specJson :Text) -> ();
+  # Takes the link between this machine and `peer` down or up, in the
+  # direction this machine sends (`outgoing`) or receives.
+  setLinkUp @9 (peer :Text, outgoing :Bool, up :Bool) -> ();
+  # Ends isolation and brings every link of this machine up.
+  heal @10 () -> ();
+  # The nodes' records (see runtime::host::RECORDS_FILE), like fetchLogs.
+  fetchRecords @11 (offset :UInt64, max :UInt32) -> (data :Data, next :UInt64);
 }

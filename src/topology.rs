@@ -3,6 +3,12 @@
 //! (`meta`, `nodes`, `links` with `source`/`target` indexes) plus a
 //! `system`/`role`/`config` per node and a fault schedule in `meta`.
 //! Every topology node is one machine running one node; times are in ms.
+//!
+//! CloudScope's own files load unchanged: a file that names no system runs
+//! `consistency`, each node's `consistency` key (and its other keys) become
+//! the node's config, `area` may be any string (only `local` and `wide`
+//! matter), `meta.local_latency` may be CloudScope's `[mean, stddev]` label,
+//! and every meta key is kept as a label for the results.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,10 +16,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::controller::{Fault, ScheduledFault};
+use crate::controller::{DirectedLink, MachineSpec, Placement};
 use crate::error::{Error, Result};
-use crate::node::{MachineId, NodeId};
-use crate::sim::{Area, ClockSkew, Latency, LinkSpec, MessageFaults};
+use crate::net::{Area, ClockSkew, Latency, LinkSpec, MessageFaults};
+use crate::net::{Fault, ScheduledFault};
+use crate::node::{MachineId, NodeId, NodeSpec};
 
 /// DistZero's default between machines: normal, mean 10 ms, sd 3 ms.
 pub const DEFAULT_LATENCY: Latency = Latency::Normal {
@@ -35,11 +42,15 @@ pub struct Topology {
     pub default_latency: Option<Latency>,
     pub local_latency: Latency,
     pub faults: Vec<ScheduledFault>,
+    /// The file's `meta` object as written (labels included).
+    pub meta: serde_json::Map<String, Value>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopoNode {
     pub name: String,
+    /// CloudScope's device type (`storage`, `desktop`, `laptop`...).
+    pub kind: Option<String>,
     pub label: Option<String>,
     pub location: Option<String>,
     pub role: Option<String>,
@@ -52,12 +63,15 @@ pub struct TopoLink {
     pub from: usize,
     pub to: usize,
     pub spec: LinkSpec,
+    /// The file's `area` (any string; `inner` in CloudScope's hierarchy),
+    /// or `local`/`wide` inferred from the nodes' locations.
+    pub area: String,
 }
 
 #[derive(Deserialize)]
 struct RawTopology {
     #[serde(default)]
-    meta: RawMeta,
+    meta: Option<Value>,
     nodes: Vec<RawNode>,
     #[serde(default)]
     links: Vec<RawLink>,
@@ -74,21 +88,31 @@ struct RawMeta {
     connection: Option<String>,
     latency: Option<Value>,
     mesh: Option<bool>,
-    local_latency: Option<f64>,
+    /// A number: latency between nodes on one machine. CloudScope writes
+    /// `[mean, stddev]` here as a label of its local-area links.
+    local_latency: Option<Value>,
     config: Option<Value>,
     faults: Vec<RawFault>,
 }
 
 #[derive(Deserialize)]
 struct RawNode {
+    /// CloudScope names nodes `r<n>` when a file leaves `id` out.
+    #[serde(default)]
     id: Value,
     label: Option<String>,
     location: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
     system: Option<String>,
     role: Option<String>,
     #[serde(default)]
     config: Value,
     clock: Option<ClockSkew>,
+    /// CloudScope's `consistency` and per-node settings (and labels such
+    /// as `files`).
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -97,7 +121,9 @@ struct RawLink {
     target: i64,
     connection: Option<String>,
     latency: Option<Value>,
-    area: Option<Area>,
+    area: Option<String>,
+    /// CloudScope: a link that starts offline.
+    online: Option<bool>,
     #[serde(default)]
     oneway: bool,
     #[serde(flatten)]
@@ -170,25 +196,97 @@ impl Topology {
                 format!("{path}: {inner}")
             }
         })?;
-        build(raw)
+        let meta_map = match &raw.meta {
+            None | Some(Value::Null) => serde_json::Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(other) => return Err(format!("meta: expected an object, got {other}")),
+        };
+        let meta: RawMeta = serde_path_to_error::deserialize(Value::Object(meta_map.clone()))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                format!("meta.{path}: {}", e.into_inner())
+            })?;
+        build(raw, meta, meta_map)
     }
 
     pub fn machine_index(&self, r: &Value, field: &str) -> std::result::Result<usize, String> {
         machine_ref(&self.nodes, r, field)
     }
+
+    /// One machine per topology node, named after it.
+    pub fn machines(&self) -> Vec<MachineSpec> {
+        self.nodes
+            .iter()
+            .map(|n| MachineSpec {
+                name: n.name.clone(),
+                skew: n.skew,
+            })
+            .collect()
+    }
+
+    /// Node i on machine i, with its role (the system's first by default)
+    /// and config.
+    pub fn placement(&self) -> Result<Placement> {
+        let roles = crate::systems::with_system(&self.system, RoleCheck)?.map_err(Error::input)?;
+        Ok(self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let spec = NodeSpec {
+                    id: NodeId(i as u32),
+                    name: n.name.clone(),
+                    system: self.system.clone(),
+                    role: n.role.clone().unwrap_or_else(|| roles[0].to_string()),
+                    config: n.config.clone(),
+                };
+                (spec, MachineId(i as u32))
+            })
+            .collect())
+    }
+
+    /// The network shape for real machines, where nothing is shaped unless
+    /// told: every explicit link, and for every other pair the default
+    /// latency (or, without a mesh, no connection at all). The simulator
+    /// takes the explicit links and the default instead, at no cost per pair.
+    pub fn network(&self) -> Vec<DirectedLink> {
+        let mut out: Vec<DirectedLink> = self
+            .links
+            .iter()
+            .map(|l| {
+                let (from, to) = (MachineId(l.from as u32), MachineId(l.to as u32));
+                (from, to, Some(l.spec.clone()))
+            })
+            .collect();
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in (0..n).filter(|&b| b != a) {
+                if self.links.iter().any(|l| l.from == a && l.to == b) {
+                    continue;
+                }
+                let spec = self.default_latency.clone().map(LinkSpec::new);
+                out.push((MachineId(a as u32), MachineId(b as u32), spec));
+            }
+        }
+        out
+    }
 }
 
-fn build(raw: RawTopology) -> std::result::Result<Topology, String> {
+fn build(
+    raw: RawTopology,
+    meta: RawMeta,
+    meta_map: serde_json::Map<String, Value>,
+) -> std::result::Result<Topology, String> {
     if raw.nodes.is_empty() {
         return Err("nodes: a topology needs at least one node".into());
     }
-    let meta = raw.meta;
     let mut nodes = Vec::with_capacity(raw.nodes.len());
     let mut system: Option<String> = meta.system.clone();
     for (i, n) in raw.nodes.iter().enumerate() {
         let name = match &n.id {
             Value::String(s) if !s.is_empty() => s.clone(),
             Value::Number(num) => num.to_string(),
+            Value::Null => format!("r{i}"),
             _ => {
                 return Err(format!(
                     "nodes[{i}].id: expected a non-empty string or a number"
@@ -211,6 +309,7 @@ fn build(raw: RawTopology) -> std::result::Result<Topology, String> {
         merge(&mut config, &n.config);
         nodes.push(TopoNode {
             name,
+            kind: n.kind.clone(),
             label: n.label.clone(),
             location: n.location.clone(),
             role: n.role.clone().or_else(|| meta.role.clone()),
@@ -218,8 +317,23 @@ fn build(raw: RawTopology) -> std::result::Result<Topology, String> {
             skew: n.clock.unwrap_or_default(),
         });
     }
-    let system =
-        system.ok_or("nodes[0].system: no system named (set it per node or in meta.system)")?;
+    // CloudScope's files name no system: their nodes are consistency
+    // replicas, configured by their own keys.
+    let system = system.unwrap_or_else(|| CONSISTENCY.to_string());
+    if system == CONSISTENCY {
+        for (i, (node, raw_node)) in nodes.iter_mut().zip(&raw.nodes).enumerate() {
+            let mut keys = serde_json::Map::new();
+            for (k, v) in &raw_node.rest {
+                keys.insert(k.clone(), v.clone());
+            }
+            if let Some(loc) = &raw_node.location {
+                keys.insert("location".into(), Value::String(loc.clone()));
+            }
+            merge(&mut node.config, &Value::Object(keys));
+            crate::systems::consistency::check_node_keys(&node.config)
+                .map_err(|(field, e)| format!("nodes[{i}].{field}: {e}"))?;
+        }
+    }
     crate::systems::with_system(&system, RoleCheck)
         .map_err(|e| format!("nodes[0].system: {e}"))?
         .and_then(|roles| {
@@ -241,13 +355,26 @@ fn build(raw: RawTopology) -> std::result::Result<Topology, String> {
             .map_err(|e| format!("meta.latency: {e}"))?,
         None => DEFAULT_LATENCY,
     };
-    let local_latency = match meta.local_latency {
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Latency::Constant { ms },
-        Some(ms) => return Err(format!("meta.local_latency: negative latency {ms}")),
-        None => Latency::Constant { ms: 0.0 },
+    let local_latency = match &meta.local_latency {
+        Some(v) if v.is_number() => {
+            parse_latency(Some("constant"), v).map_err(|e| format!("meta.local_latency: {e}"))?
+        }
+        // CloudScope's label of its local-area links, `[mean, stddev]`:
+        // checked, kept in `meta`, not applied (the links carry latency).
+        Some(v @ Value::Array(_)) => {
+            parse_latency(Some("normal"), v).map_err(|e| format!("meta.local_latency: {e}"))?;
+            Latency::Constant { ms: 0.0 }
+        }
+        Some(Value::Null) | None => Latency::Constant { ms: 0.0 },
+        Some(v) => {
+            return Err(format!(
+                "meta.local_latency: expected a number (ms) or [mean, stddev], got {v}"
+            ));
+        }
     };
 
     let mut links = Vec::new();
+    let mut initial_faults = Vec::new();
     for (i, l) in raw.links.iter().enumerate() {
         let end = |v: i64, field: &str| -> std::result::Result<usize, String> {
             usize::try_from(v)
@@ -267,32 +394,55 @@ fn build(raw: RawTopology) -> std::result::Result<Topology, String> {
         let latency = match &l.latency {
             Some(v) => parse_latency(l.connection.as_deref(), v)
                 .map_err(|e| format!("links[{i}].latency: {e}"))?,
-            None => return Err(format!("links[{i}].latency: missing")),
+            // CloudScope's default_latency.
+            None => parse_latency(l.connection.as_deref(), &Value::from(CLOUDSCOPE_LATENCY_MS))
+                .map_err(|e| format!("links[{i}].latency: missing, and {e}"))?,
         };
-        let area = l
-            .area
-            .unwrap_or_else(|| infer_area(&nodes[from], &nodes[to]));
+        let area = match l.area.as_deref() {
+            Some("") => return Err(format!("links[{i}].area: empty")),
+            Some(a) => a.to_string(),
+            None => match infer_area(&nodes[from], &nodes[to]) {
+                Area::Wide => "wide".to_string(),
+                Area::Local => "local".to_string(),
+            },
+        };
         let spec = LinkSpec {
             latency,
-            area,
+            area: if area == "wide" {
+                Area::Wide
+            } else {
+                Area::Local
+            },
             faults: l.faults.to_faults(),
         };
         check_faults(&spec.faults).map_err(|e| format!("links[{i}]: {e}"))?;
-        links.push(TopoLink {
-            from,
-            to,
-            spec: spec.clone(),
-        });
+        let mut directions = vec![(from, to)];
         if !l.oneway {
+            directions.push((to, from));
+        }
+        for (a, b) in directions {
+            // A later entry for the same pair replaces an earlier one, as
+            // in CloudScope.
+            links.retain(|x: &TopoLink| !(x.from == a && x.to == b));
             links.push(TopoLink {
-                from: to,
-                to: from,
-                spec,
+                from: a,
+                to: b,
+                spec: spec.clone(),
+                area: area.clone(),
             });
+            if l.online == Some(false) {
+                initial_faults.push(ScheduledFault {
+                    at: Duration::ZERO,
+                    fault: Fault::LinkDown {
+                        from: MachineId(a as u32),
+                        to: MachineId(b as u32),
+                    },
+                });
+            }
         }
     }
 
-    let mut faults = Vec::new();
+    let mut faults = initial_faults;
     for (i, f) in meta.faults.iter().enumerate() {
         let at = parse_time(&f.at).map_err(|e| format!("meta.faults[{i}].at: {e}"))?;
         for fault in fault_of(&nodes, f).map_err(|e| format!("meta.faults[{i}]: {e}"))? {
@@ -316,8 +466,14 @@ fn build(raw: RawTopology) -> std::result::Result<Topology, String> {
         default_latency: meta.mesh.unwrap_or(true).then_some(default_latency),
         local_latency,
         faults,
+        meta: meta_map,
     })
 }
+
+/// The system CloudScope's files run.
+const CONSISTENCY: &str = "consistency";
+/// CloudScope's latency of a link that gives none.
+const CLOUDSCOPE_LATENCY_MS: f64 = 800.0;
 
 struct RoleCheck;
 

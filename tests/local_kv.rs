@@ -17,11 +17,11 @@ use common::real::{DZ, block_local, dz_run, settings};
 use distzero::backends::cluster::{ClusterController, down, up};
 use distzero::backends::state::ClusterState;
 use distzero::controller::{Fault, one_node_per_machine};
-use distzero::kvbench::{TargetSpec, run};
+use distzero::drivers::kv::bench::{TargetSpec, run};
+use distzero::drivers::kv::check::check_history;
+use distzero::drivers::kv::remote::{KvRemote, ServerAddr};
 use distzero::node::{MachineId, Mode, NodeId};
-use distzero::systems::kv::check::check_history;
 use distzero::systems::kv::msg::{Op, Response};
-use distzero::systems::kv::remote::{KvRemote, ServerAddr};
 use distzero::systems::kv::workload::Workload;
 
 /// Three kv servers on local processes.
@@ -190,15 +190,18 @@ fn local_kv_corrupt_log_tail_is_cut_and_reported_on_restart() {
         assert_eq!(counters["log_tail_cut"], 1, "{counters:?}");
         assert_eq!(counters["log_tail_cut_bytes"], 7);
         assert!(std::fs::metadata(&log).unwrap().len() >= good);
-        let agent_log = std::fs::read_to_string(
-            tmp.path()
-                .join(format!("kv-torn/machines/m{victim}/agent.json.log")),
-        )
-        .unwrap();
-        assert!(
-            agent_log.contains("cut a damaged log tail"),
-            "not reported in the log"
-        );
+        // The agent's log is written in the background: wait for the line.
+        let log_path = tmp
+            .path()
+            .join(format!("kv-torn/machines/m{victim}/agent.json.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log_path)
+            .unwrap()
+            .contains("cut a damaged log tail")
+        {
+            assert!(Instant::now() < deadline, "not reported in the log");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         // The data is intact and the service goes on.
         for i in [0, 19] {
             let (r, _) = client.call(Op::Get(format!("k{i}"))).await.unwrap();

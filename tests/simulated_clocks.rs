@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use distzero::drivers::clocks::experiment::{ClocksParams, parse_rates, run_simulated};
+use distzero::drivers::clocks::report::{check_invariants, summarize};
 use distzero::systems::clocks::ClockEvent;
-use distzero::systems::clocks::experiment::{ClocksParams, parse_rates, run_simulated};
-use distzero::systems::clocks::report::{check_invariants, summarize};
 use rstest::rstest;
 
 fn run(
@@ -13,7 +13,7 @@ fn run(
     p: f64,
     seed: u64,
     secs: u64,
-) -> distzero::systems::clocks::experiment::ClocksRun {
+) -> distzero::drivers::clocks::experiment::ClocksRun {
     let mut params = ClocksParams::new(rates.to_vec());
     params.internal_prob = p;
     params.seed = seed;

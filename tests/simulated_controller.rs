@@ -6,10 +6,10 @@ use std::time::Duration;
 use distzero::controller::{
     Controller, Fault, MachineSpec, MachineState, ScheduledFault, SimBackend,
 };
+use distzero::drivers::clocks::experiment::{ClocksParams, deployment};
 use distzero::node::{MachineId, NodeId};
 use distzero::sim::SimConfig;
 use distzero::systems::clocks::Clocks;
-use distzero::systems::clocks::experiment::{ClocksParams, deployment};
 use distzero::systems::pingpong::PingPong;
 use distzero::systems::{NodeSpec, System};
 use futures::executor::block_on;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use distzero::simulate::{SimulateOptions, simulate};
+use distzero::drivers::simulate::{SimulateOptions, simulate};
 use distzero::topology::Topology;
 use rstest::rstest;
 

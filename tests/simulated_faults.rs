@@ -4,8 +4,9 @@
 mod common;
 
 use common::{Probe, ms, probes, probes_with};
+use distzero::net::{ClockSkew, DropReason, MessageFaults};
 use distzero::node::{MachineId, NodeId, Storage};
-use distzero::sim::{ClockSkew, DropReason, MessageFaults, Simulation};
+use distzero::sim::Simulation;
 use rstest::rstest;
 
 fn node(sim: &Simulation<Probe>, i: u32) -> &Probe {

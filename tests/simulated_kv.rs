@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use distzero::node::{MachineId, NodeId};
-use distzero::systems::kv::msg::{Op, Response};
-use distzero::systems::kv::sim_check::{
+use distzero::drivers::kv::check::check_history;
+use distzero::drivers::kv::sim_check::{
     Faults, SeedResult, SimCheckOptions, build, run_many, run_seed,
 };
-use distzero::systems::kv::{KvConfig, KvNode, Persistence, check::check_history, quorum::Quorum};
+use distzero::node::{MachineId, NodeId};
+use distzero::systems::kv::msg::{Op, Response};
+use distzero::systems::kv::{KvConfig, KvNode, Persistence, quorum::Quorum};
 use distzero::systems::{NodeSpec, Roster, System};
 use rstest::rstest;
 

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use distzero::net::{ClockSkew, DropReason};
 use distzero::node::{CodecError, Ctx, Message, Node, NodeId, TimerId};
-use distzero::sim::{ClockSkew, DropReason, SimConfig, Simulation};
+use distzero::sim::{SimConfig, Simulation};
 use distzero::wire::{self, WireError};
 use rstest::rstest;
 

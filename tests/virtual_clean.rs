@@ -1,5 +1,6 @@
 //! `dz clean --mode virtual` finds what a run that died left behind.
 //! (Its own test binary: it removes every DistZero container it sees.)
+#![cfg(feature = "virtual")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Virtual mode: machines are Docker containers from the locally built
 //! image, on a private network. After every test, nothing of it remains.
+#![cfg(feature = "virtual")]
 
 mod common;
 

@@ -73,8 +73,28 @@ fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
     (pad(x0, x1), pad(y0.min(0.0), y1 * 1.05))
 }
 
+/// Draws `chart` into a 1000×600 SVG at `path`.
+pub fn line_chart_svg(path: &Path, chart: &Chart<'_>) -> Result<()> {
+    register_font();
+    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
+    draw_on(root, chart)
+        .map_err(|e| Error::runtime(format!("{}: cannot draw plot: {e}", path.display())))
+}
+
 fn draw(path: &Path, chart: &Chart<'_>) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
+    draw_on(
+        BitMapBackend::new(path, (1000, 600)).into_drawing_area(),
+        chart,
+    )
+}
+
+fn draw_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    chart: &Chart<'_>,
+) -> std::result::Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
     let ((x0, x1), (y0, y1)) = bounds(chart.series);
     let mut ctx = ChartBuilder::on(&root)

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+use crate::backends::net_state::NetState;
 use crate::backends::state::MachineRecord;
 use crate::controller::{ClusterStats, ControlPlane, Deployment, LinkStats, NodeStats};
 use crate::error::{Error, Result};
+use crate::net::{Counts, LinkSpec, MessageFaults};
+use crate::node::Record;
 use crate::node::{MachineId, NodeId};
 use crate::runtime::client::AgentClient;
-use crate::sim::{Counts, MessageFaults};
+use crate::runtime::host::read_records;
 use crate::wire::convert::{MachineReport, PlacedNode};
 
 /// How long to wait for an agent to answer after starting it.
@@ -33,6 +36,8 @@ pub struct AgentPlane {
     deployment: Deployment,
     /// The cluster's start, from which nodes' clocks count (Unix ms).
     epoch_ms: u64,
+    /// The network as the controller set it, for restarted machines.
+    pub net: NetState,
     started: Instant,
 }
 
@@ -43,6 +48,7 @@ impl AgentPlane {
             machines: Vec::new(),
             deployment: Deployment::default(),
             epoch_ms,
+            net: NetState::default(),
             started: Instant::now(),
         }
     }
@@ -57,6 +63,15 @@ impl AgentPlane {
                 client: None,
             });
         }
+    }
+
+    /// Starts the cluster's clock now: machines take seconds to boot (a
+    /// container, an instance), and nodes' clocks should count from when
+    /// they are placed, not from when the first machine was asked for.
+    pub fn start_clock(&mut self) -> u64 {
+        self.epoch_ms = Self::now_ms();
+        self.started = Instant::now();
+        self.epoch_ms
     }
 
     pub fn now_ms() -> u64 {
@@ -133,8 +148,10 @@ impl AgentPlane {
             .collect()
     }
 
-    /// Starts again every node placed on `m` (after its machine restarted).
+    /// Gives a restarted machine its network back, then starts again every
+    /// node placed on it.
     pub async fn respawn(&mut self, m: MachineId) -> Result<()> {
+        self.restore_network(m).await?;
         let deployment = self.deployment.clone();
         for (i, placed) in deployment.placement.iter().enumerate() {
             if *placed == m {
@@ -154,22 +171,11 @@ impl AgentPlane {
                 continue;
             };
             let path = dir.join(format!("{}.json.log", m.name));
-            let mut data = Vec::new();
-            let mut offset = 0;
-            loop {
-                match client.fetch_logs(offset, 1 << 20).await {
-                    Ok((chunk, next)) if !chunk.is_empty() => {
-                        data.extend_from_slice(&chunk);
-                        offset = next;
-                    }
-                    Ok(_) => break,
-                    Err(_) => {
-                        missing.push(m.name.clone());
-                        break;
-                    }
-                }
+            match client.logs().await {
+                Ok(data) => std::fs::write(&path, data).map_err(|e| Error::io(&path, e))?,
+                // An earlier copy, if any, stays.
+                Err(_) => missing.push(m.name.clone()),
             }
-            std::fs::write(&path, data).map_err(|e| Error::io(&path, e))?;
         }
         Ok(missing)
     }
@@ -196,8 +202,43 @@ impl AgentPlane {
         }
     }
 
-    pub async fn isolate(&self, m: MachineId, on: bool) -> Result<()> {
-        self.client(m)?.isolate(on).await
+    pub async fn isolate(&mut self, m: MachineId, on: bool) -> Result<()> {
+        self.client(m)?.isolate(on).await?;
+        if on {
+            self.net.isolated.insert(m);
+        } else {
+            self.net.isolated.remove(&m);
+        }
+        Ok(())
+    }
+
+    /// Sets again on machine `m` what the controller had set on it.
+    async fn restore_network(&mut self, m: MachineId) -> Result<()> {
+        if self.net.is_clear(m) {
+            return Ok(());
+        }
+        let net = self.net.clone();
+        let name = |i: MachineId| -> Result<String> { Ok(self.machine(i)?.name.clone()) };
+        let client = self.client(m)?;
+        for (from, to, spec) in &net.links {
+            if *from == m {
+                client.set_link(&name(*to)?, Some(spec)).await?;
+            }
+        }
+        for (from, to) in &net.down {
+            if *from == m {
+                client.set_link_up(&name(*to)?, true, false).await?;
+            } else if *to == m {
+                client.set_link_up(&name(*from)?, false, false).await?;
+            }
+        }
+        if net.isolated.contains(&m) {
+            client.isolate(true).await?;
+        }
+        if let Some(f) = net.faults_of(m) {
+            client.set_faults(f).await?;
+        }
+        Ok(())
     }
 }
 
@@ -234,22 +275,60 @@ impl ControlPlane for AgentPlane {
         };
         for m in targets {
             self.client(m)?.set_faults(faults).await?;
+            self.net.set_faults(m, faults);
         }
         Ok(())
     }
 
-    async fn set_link(&mut self, _from: MachineId, _to: MachineId, _up: bool) -> Result<()> {
-        Err(Error::input(
-            "taking single links down is simulated only; on real machines use isolate or message faults",
-        ))
+    async fn set_link(&mut self, from: MachineId, to: MachineId, up: bool) -> Result<()> {
+        let (a, b) = (
+            self.machine(from)?.name.clone(),
+            self.machine(to)?.name.clone(),
+        );
+        // Both ends know, so a message already on its way is dropped too.
+        self.client(from)?.set_link_up(&b, true, up).await?;
+        self.client(to)?.set_link_up(&a, false, up).await?;
+        if up {
+            self.net.down.remove(&(from, to));
+        } else {
+            self.net.down.insert((from, to));
+        }
+        Ok(())
+    }
+
+    async fn set_link_spec(
+        &mut self,
+        from: MachineId,
+        to: MachineId,
+        spec: &LinkSpec,
+    ) -> Result<()> {
+        spec.validate().map_err(Error::input)?;
+        let peer = self.machine(to)?.name.clone();
+        self.client(from)?.set_link(&peer, Some(spec)).await?;
+        self.net.set_link(from, to, spec.clone());
+        Ok(())
+    }
+
+    async fn records(&mut self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for m in &self.machines {
+            let client = m
+                .client
+                .as_ref()
+                .ok_or_else(|| Error::runtime(format!("machine {} is not reachable", m.name)))?;
+            out.extend(read_records(&client.records().await?));
+        }
+        out.sort_by_key(|r| (r.at_ns, r.node));
+        Ok(out)
     }
 
     async fn heal_all(&mut self) -> Result<()> {
         for i in 0..self.machines.len() as u32 {
             if self.machines[i as usize].client.is_some() {
-                self.client(MachineId(i))?.isolate(false).await?;
+                self.client(MachineId(i))?.heal().await?;
             }
         }
+        self.net.heal();
         Ok(())
     }
 
@@ -272,13 +351,14 @@ impl ControlPlane for AgentPlane {
                     machine: MachineId(i as u32),
                     kinds: n.kinds,
                     counters: serde_json::to_value(n.counters).unwrap_or_default(),
+                    failed: n.failed,
                 });
             }
             for (k, v) in report.transport {
                 if v > 0
                     && matches!(
                         k.as_str(),
-                        "lost" | "queue_full" | "isolated_out" | "isolated_in"
+                        "lost" | "link_down" | "queue_full" | "isolated_out" | "isolated_in"
                     )
                 {
                     *drops.entry(k).or_insert(0) += v;

@@ -10,7 +10,7 @@ use super::ClusterBackend;
 use super::agent_plane::AgentPlane;
 use super::local::LocalBackend;
 use super::state::{ClusterState, check_name, cluster_dir};
-use crate::controller::{Controller, MachineSpec, Placement};
+use crate::controller::{Controller, DirectedLink, MachineSpec, Placement};
 use crate::error::{Error, Result};
 use crate::node::{MachineId, Mode};
 use crate::runtime::auth;
@@ -132,6 +132,20 @@ pub async fn up(
     placement: Placement,
     binary: &Path,
 ) -> Result<(ClusterController, ClusterState)> {
+    up_shaped(settings, name, mode, machines, &[], placement, binary).await
+}
+
+/// [`up`] with a network shape (a topology's links) applied by the agents
+/// before any node starts.
+pub async fn up_shaped(
+    settings: &Settings,
+    name: &str,
+    mode: Mode,
+    machines: &[MachineSpec],
+    network: &[DirectedLink],
+    placement: Placement,
+    binary: &Path,
+) -> Result<(ClusterController, ClusterState)> {
     check_name(name)?;
     let tmp = &settings.tmp_dir;
     if ClusterState::load(tmp, name).is_ok() {
@@ -168,10 +182,13 @@ pub async fn up(
         machines: Vec::new(),
         nodes: Vec::new(),
         resources: Vec::new(),
+        network: Default::default(),
     };
     let started = async {
         ctl.create_machines(machines).await?;
         record(&mut ctl, &mut state, tmp)?;
+        ctl.set_network(network).await?;
+        state.epoch_ms = ctl.backend_mut().agents().start_clock();
         state.set_placement(&placement);
         ctl.deploy(placement).await?;
         record(&mut ctl, &mut state, tmp)
@@ -189,6 +206,7 @@ pub async fn up(
 pub fn record(ctl: &mut ClusterController, state: &mut ClusterState, tmp: &Path) -> Result<()> {
     state.machines = ctl.backend().records();
     state.resources = ctl.backend().resources();
+    state.network = ctl.backend_mut().agents().net.clone();
     state.save(tmp)
 }
 
@@ -212,6 +230,7 @@ pub async fn attach(
     let deployment = state.deployment();
     let plane = backend.agents();
     plane.set_deployment(deployment.clone());
+    plane.net = state.network.clone();
     let mut unreachable = Vec::new();
     for (i, m) in state.machines.iter().enumerate() {
         let reachable = m.state == crate::controller::MachineState::Running

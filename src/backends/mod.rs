@@ -11,6 +11,7 @@ pub mod ec2;
 #[cfg(feature = "virtual")]
 pub mod image;
 pub mod local;
+pub mod net_state;
 pub mod state;
 
 use crate::controller::MachineBackend;

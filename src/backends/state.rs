@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::net_state::NetState;
 use crate::controller::{Deployment, MachineInfo, MachineState, Placement};
 use crate::error::{Error, Result};
 use crate::node::{MachineId, Mode};
@@ -69,6 +70,9 @@ pub struct ClusterState {
     /// Backend-specific resources (Docker network, image, EC2 security group...).
     #[serde(default)]
     pub resources: Vec<String>,
+    /// The network as the controller set it (shape, links down, faults).
+    #[serde(default)]
+    pub network: NetState,
 }
 
 /// Cluster names: lower-case letters, digits and dashes, not a reserved

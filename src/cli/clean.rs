@@ -1,6 +1,7 @@
 //! `dz clean`: removes what DistZero left running, found by label or
 //! record, whatever state the run that made it died in.
 
+#[cfg(any(feature = "virtual", feature = "cloud"))]
 use super::runtime::block_local;
 use crate::backends::local::kill_recorded;
 use crate::backends::state::ClusterState;

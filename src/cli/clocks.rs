@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use super::progress::Progress;
 use super::{default_out, duration_arg};
+use crate::drivers::clocks::experiment::{
+    ClocksParams, parse_rates, run_on_cluster, run_simulated,
+};
+use crate::drivers::clocks::report::{
+    MachineSummary, Outputs, check_invariants, summarize, write_outputs,
+};
 use crate::logging::{self, LogConfig};
 use crate::node::Mode;
 use crate::settings::Settings;
-use crate::systems::clocks::experiment::{
-    ClocksParams, parse_rates, run_on_cluster, run_simulated,
-};
-use crate::systems::clocks::report::{
-    MachineSummary, Outputs, check_invariants, summarize, write_outputs,
-};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -7,14 +7,15 @@ use clap::Subcommand;
 
 use super::runtime::block_local;
 use crate::backends::agent_plane::total;
-use crate::backends::cluster::{attach, down, new_name, record, up};
+use crate::backends::cluster::{attach, down, new_name, record, up_shaped};
 use crate::backends::state::ClusterState;
 use crate::controller::{Fault, one_node_per_machine};
 use crate::error::Error;
+use crate::net::MessageFaults;
 use crate::node::{MachineId, Mode, NodeId};
 use crate::settings::Settings;
-use crate::sim::MessageFaults;
 use crate::systems::{System, SystemVisitor, with_system};
+use crate::topology::Topology;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -53,6 +54,11 @@ pub struct UpArgs {
     /// JSON config given to every node, e.g. '{"rate": 2}'.
     #[arg(long)]
     config: Option<String>,
+    /// Or a topology file: its nodes become the machines (one node each,
+    /// with their roles and configs) and the agents apply its links'
+    /// latencies, as the simulator does.
+    #[arg(long, conflicts_with_all = ["machines", "system", "config"])]
+    topology: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +97,9 @@ pub enum FaultArgs {
         reorder: f64,
         #[arg(long, default_value_t = 0.0)]
         delay_ms: f64,
+        /// The reorder window [default: 50 ms].
+        #[arg(long)]
+        reorder_ms: Option<f64>,
         /// Message kinds to affect, comma-separated [default: all].
         #[arg(long, value_delimiter = ',')]
         kinds: Vec<String>,
@@ -98,6 +107,20 @@ pub enum FaultArgs {
     /// Stops one node for good.
     KillNode {
         node: u32,
+    },
+    /// Takes the link between two machines down (both ways unless --oneway).
+    LinkDown {
+        from: String,
+        to: String,
+        #[arg(long)]
+        oneway: bool,
+    },
+    /// Brings a link back up (both ways unless --oneway).
+    LinkUp {
+        from: String,
+        to: String,
+        #[arg(long)]
+        oneway: bool,
     },
 }
 
@@ -138,20 +161,32 @@ impl SystemVisitor for Roles {
 }
 
 fn cmd_up(settings: &Settings, a: UpArgs) -> anyhow::Result<()> {
-    let (system, role) = with_system(&a.system, Roles)?;
-    if a.machines == 0 {
-        return Err(Error::input("--machines must be at least 1").into());
-    }
-    let config = match &a.config {
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| Error::input(format!("--config is not JSON: {e}")))?,
-        None => serde_json::Value::Null,
+    let (system, machines, network, placement) = match &a.topology {
+        Some(path) => {
+            let t = Topology::load(path)?;
+            (t.system.clone(), t.machines(), t.network(), t.placement()?)
+        }
+        None => {
+            let (system, role) = with_system(&a.system, Roles)?;
+            if a.machines == 0 {
+                return Err(Error::input("--machines must be at least 1").into());
+            }
+            let config = match &a.config {
+                Some(text) => serde_json::from_str(text)
+                    .map_err(|e| Error::input(format!("--config is not JSON: {e}")))?,
+                None => serde_json::Value::Null,
+            };
+            let (machines, placement) = one_node_per_machine(a.machines, system, role, &config);
+            (system.to_string(), machines, Vec::new(), placement)
+        }
     };
     let name = a.name.unwrap_or_else(new_name);
-    let (machines, placement) = one_node_per_machine(a.machines, system, role, &config);
     let binary = binary()?;
     let state = block_local(async {
-        let (_ctl, state) = up(settings, &name, a.mode, &machines, placement, &binary).await?;
+        let (_ctl, state) = up_shaped(
+            settings, &name, a.mode, &machines, &network, placement, &binary,
+        )
+        .await?;
         Ok::<_, Error>(state)
     })?;
     println!(
@@ -214,6 +249,9 @@ fn cmd_status(settings: &Settings, name: &str) -> anyhow::Result<()> {
                             .collect();
                         if !counters.is_empty() {
                             println!("      counters: {}", counters.join(", "));
+                        }
+                        if let Some(why) = &n.failed {
+                            println!("      stopped (fail-stop): {why}");
                         }
                     }
                     let interesting: Vec<String> = r
@@ -288,27 +326,18 @@ fn cmd_fault(settings: &Settings, name: &str, f: FaultArgs) -> anyhow::Result<()
                 duplicate,
                 reorder,
                 delay_ms,
+                reorder_ms,
                 kinds,
             } => {
                 let faults = MessageFaults {
                     loss: *loss,
                     duplicate: *duplicate,
                     reorder: *reorder,
-                    reorder_ms: None,
+                    reorder_ms: *reorder_ms,
                     delay_ms: *delay_ms,
                     kinds: kinds.clone(),
                 };
-                for (what, p) in [
-                    ("--loss", *loss),
-                    ("--duplicate", *duplicate),
-                    ("--reorder", *reorder),
-                ] {
-                    if !(0.0..=1.0).contains(&p) {
-                        return Err(
-                            Error::input(format!("{what} {p} is not between 0 and 1")).into()
-                        );
-                    }
-                }
+                faults.validate().map_err(Error::input)?;
                 Fault::Messages {
                     machine: machine.as_deref().map(m).transpose()?,
                     faults,
@@ -317,11 +346,42 @@ fn cmd_fault(settings: &Settings, name: &str, f: FaultArgs) -> anyhow::Result<()
             FaultArgs::KillNode { node } => Fault::KillNode {
                 node: NodeId(*node),
             },
+            FaultArgs::LinkDown { from, to, .. } => Fault::LinkDown {
+                from: m(from)?,
+                to: m(to)?,
+            },
+            FaultArgs::LinkUp { from, to, .. } => Fault::LinkUp {
+                from: m(from)?,
+                to: m(to)?,
+            },
         };
-        let result = ctl.inject(&fault).await;
+        let mut faults = vec![fault.clone()];
+        match (&f, &fault) {
+            (FaultArgs::LinkDown { oneway: false, .. }, Fault::LinkDown { from, to }) => faults
+                .push(Fault::LinkDown {
+                    from: *to,
+                    to: *from,
+                }),
+            (FaultArgs::LinkUp { oneway: false, .. }, Fault::LinkUp { from, to }) => {
+                faults.push(Fault::LinkUp {
+                    from: *to,
+                    to: *from,
+                })
+            }
+            _ => {}
+        }
+        let mut result = Ok(());
+        for fault in &faults {
+            result = ctl.inject(fault).await;
+            if result.is_err() {
+                break;
+            }
+        }
         record(&mut ctl, &mut state, &settings.tmp_dir)?;
         result?;
-        println!("{}: {}", state.name, describe(&fault, &state));
+        for fault in &faults {
+            println!("{}: {}", state.name, describe(fault, &state));
+        }
         Ok(())
     })
 }
@@ -341,7 +401,9 @@ fn describe(f: &Fault, state: &ClusterState) -> String {
             machine.as_ref().map_or("every machine".to_string(), n)
         ),
         Fault::KillNode { node } => format!("node {node} killed"),
-        Fault::LinkDown { .. } | Fault::LinkUp { .. } => "link changed".into(),
+        Fault::LinkDown { from, to } => format!("link {} → {} down", n(from), n(to)),
+        Fault::LinkUp { from, to } => format!("link {} → {} up", n(from), n(to)),
+        Fault::Storage { .. } => "disk faults set".into(),
     }
 }
 

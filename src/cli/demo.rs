@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use super::clocks::{describe, run_and_write};
 use super::default_out;
+use crate::drivers::clocks::experiment::ClocksParams;
+use crate::drivers::kv::showcase;
 use crate::logging::{self, LogConfig};
 use crate::node::Mode;
 use crate::settings::Settings;
-use crate::systems::clocks::experiment::ClocksParams;
-use crate::systems::kv::showcase;
 
 #[derive(clap::Args)]
 pub struct Args {

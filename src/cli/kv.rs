@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use super::runtime::block_local;
 use crate::backends::state::ClusterState;
+use crate::drivers::kv::gateway::{KvPool, router};
+use crate::drivers::kv::remote::{KvRemote, ServerAddr};
 use crate::error::{Error, Result};
-use crate::gateway::{KvPool, router};
 use crate::node::NodeId;
 use crate::settings::Settings;
 use crate::systems::kv::msg::Op;
-use crate::systems::kv::remote::{KvRemote, ServerAddr};
 
 #[derive(clap::Args)]
 pub struct Args {

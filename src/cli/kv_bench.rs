@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use super::default_out;
 use super::progress::Progress;
+use crate::drivers::kv::bench::{TargetSpec, latency_csv, percentiles, results_csv, run};
+use crate::drivers::kv::check::check_history;
 use crate::error::Error;
-use crate::kvbench::{TargetSpec, latency_csv, percentiles, results_csv, run};
 use crate::settings::Settings;
-use crate::systems::kv::check::check_history;
 use crate::systems::kv::workload::Workload;
 
 #[derive(clap::Args)]

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::default_out;
 use super::progress::Progress;
+use crate::drivers::kv::sim_check::{Faults, SimCheckOptions, run_many};
 use crate::error::Error;
 use crate::settings::Settings;
-use crate::systems::kv::sim_check::{Faults, SimCheckOptions, run_many};
 use crate::systems::kv::{KvConfig, Persistence};
 
 #[derive(clap::Args)]

@@ -7,6 +7,7 @@ pub use bench::pingpong_sim;
 mod clean;
 mod clocks;
 pub(crate) mod cluster;
+mod consistency;
 mod demo;
 #[cfg(feature = "virtual")]
 mod image;
@@ -58,6 +59,10 @@ enum Command {
     /// its clock to the next machine, the one after, or all others. Writes a
     /// CSV log per machine, summary.json, clock.png and queue.png.
     Clocks(clocks::Args),
+    /// CloudScope's consistency lab: replicas with eventual, stentor, Raft,
+    /// tag, federated or floated consistency; stale reads, forks, visibility.
+    #[command(subcommand)]
+    Consistency(consistency::Command),
     /// Measures the simulator on a workload.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -146,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(&settings, a),
         Command::Simulate(a) => simulate::run(&settings, a),
         Command::Clocks(a) => clocks::run(&settings, a),
+        Command::Consistency(c) => consistency::run(&settings, c),
         Command::Bench(c) => bench::run(&settings, c),
         Command::Cluster(c) => cluster::run(&settings, c),
         Command::Machine(a) => machine::run(&settings, a),

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use super::progress::Progress;
 use super::{default_out, duration_arg};
+use crate::drivers::simulate::{SimulateOptions, simulate};
 use crate::logging::{self, LogConfig};
 use crate::node::Mode;
 use crate::settings::Settings;
-use crate::simulate::{SimulateOptions, simulate};
 use crate::topology::Topology;
 
 #[derive(clap::Args)]

@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::node::{MachineId, Mode, NodeId};
-use crate::sim::{ClockSkew, Counts, MessageFaults};
-use crate::systems::Roster;
+use crate::net::{ClockSkew, Counts, LinkSpec, MessageFaults};
+use crate::node::Roster;
+use crate::node::{MachineId, Mode, NodeId, Record, StorageFaults};
 
 /// A machine to create.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -67,58 +67,6 @@ impl Deployment {
     }
 }
 
-/// Something going wrong on purpose.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Fault {
-    /// The machine stops abruptly; unsynced storage is lost.
-    Crash {
-        machine: MachineId,
-    },
-    /// A crashed machine starts again; its nodes restart from storage.
-    Restart {
-        machine: MachineId,
-    },
-    /// The machine can neither send nor receive.
-    Isolate {
-        machine: MachineId,
-    },
-    /// Ends one machine's isolation, or every partition when `None`.
-    Heal {
-        machine: Option<MachineId>,
-    },
-    /// The directed link `from → to` goes down (call twice for both ways).
-    LinkDown {
-        from: MachineId,
-        to: MachineId,
-    },
-    LinkUp {
-        from: MachineId,
-        to: MachineId,
-    },
-    /// Faults on what `machine` sends (`None`: every machine).
-    Messages {
-        machine: Option<MachineId>,
-        faults: MessageFaults,
-    },
-    Pause {
-        machine: MachineId,
-    },
-    Resume {
-        machine: MachineId,
-    },
-    KillNode {
-        node: NodeId,
-    },
-}
-
-/// A fault at a point of the run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScheduledFault {
-    pub at: Duration,
-    pub fault: Fault,
-}
-
 /// One node's message counts by kind, and its own counters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeStats {
@@ -126,6 +74,9 @@ pub struct NodeStats {
     pub machine: MachineId,
     pub kinds: BTreeMap<String, Counts>,
     pub counters: serde_json::Value,
+    /// Why the node fail-stopped, if it is down for that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// Message counts of one directed machine pair, by kind.
@@ -192,6 +143,30 @@ pub trait ControlPlane {
     ) -> Result<()>;
 
     async fn set_link(&mut self, from: MachineId, to: MachineId, up: bool) -> Result<()>;
+
+    /// The latency and faults of the directed link `from → to` (a
+    /// topology's network shape), in every mode.
+    async fn set_link_spec(
+        &mut self,
+        from: MachineId,
+        to: MachineId,
+        spec: &LinkSpec,
+    ) -> Result<()>;
+
+    /// Every record the nodes made so far (see [`crate::node::Record`]).
+    async fn records(&mut self) -> Result<Vec<Record>>;
+
+    /// Disk faults on the nodes of `machine` (`None`: every machine).
+    async fn set_storage_faults(
+        &mut self,
+        machine: Option<MachineId>,
+        faults: &StorageFaults,
+    ) -> Result<()> {
+        let _ = (machine, faults);
+        Err(Error::input(
+            "disk faults are injected in simulation; real disks fail for real",
+        ))
+    }
 
     /// Brings every link up and ends every isolation.
     async fn heal_all(&mut self) -> Result<()>;

@@ -5,9 +5,10 @@
 mod backend;
 mod sim_backend;
 
+pub use crate::net::{Fault, ScheduledFault};
 pub use backend::{
-    ClusterStats, ControlPlane, Deployment, Fault, LinkStats, MachineBackend, MachineInfo,
-    MachineSpec, MachineState, NodeStats, ScheduledFault,
+    ClusterStats, ControlPlane, Deployment, LinkStats, MachineBackend, MachineInfo, MachineSpec,
+    MachineState, NodeStats,
 };
 pub use sim_backend::{SimBackend, cluster_stats};
 
@@ -15,11 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::net::LinkSpec;
 use crate::node::{MachineId, Mode, NodeId};
-use crate::systems::{NodeSpec, Roster};
+use crate::node::{NodeSpec, Roster};
 
 /// Nodes (in id order) with the machine each runs on.
 pub type Placement = Vec<(NodeSpec, MachineId)>;
+
+/// One directed link of a network shape: its latency and faults, or `None`
+/// when the two machines cannot talk.
+pub type DirectedLink = (MachineId, MachineId, Option<LinkSpec>);
 
 /// Machines `m0..m{n-1}`, each running one node `n{i}` of `system` in
 /// `role` with `config`: the shape of `dz cluster up`.
@@ -138,6 +144,25 @@ impl<B: MachineBackend + ?Sized> Controller<B> {
         self.run_for(Duration::ZERO).await
     }
 
+    /// Shapes the network between machines (a topology's links), the same
+    /// way in every mode.
+    pub async fn set_network(&mut self, links: &[DirectedLink]) -> Result<()> {
+        let plane = self.backend.plane();
+        for (from, to, spec) in links {
+            match spec {
+                Some(spec) => plane.set_link_spec(*from, *to, spec).await?,
+                None => plane.set_link(*from, *to, false).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every record the nodes made (see [`crate::node::Record`]), from the
+    /// simulation or fetched from every machine.
+    pub async fn records(&mut self) -> Result<Vec<crate::node::Record>> {
+        self.backend.plane().records().await
+    }
+
     pub async fn inject(&mut self, fault: &Fault) -> Result<()> {
         let at = self.backend.plane().elapsed();
         crate::ctl_log!(info, at, fault = ?fault, "injecting fault");
@@ -156,6 +181,9 @@ impl<B: MachineBackend + ?Sized> Controller<B> {
             Fault::Pause { machine } => b.pause(*machine, true).await,
             Fault::Resume { machine } => b.pause(*machine, false).await,
             Fault::KillNode { node } => b.plane().kill_node(*node).await,
+            Fault::Storage { machine, faults } => {
+                b.plane().set_storage_faults(*machine, faults).await
+            }
         }?;
         if let Some(state) = match fault {
             Fault::Crash { machine } => Some((*machine, MachineState::Crashed)),

@@ -10,9 +10,10 @@ use super::backend::{
     MachineState, NodeStats,
 };
 use crate::error::{Error, Result};
-use crate::node::{MachineId, Message, Mode, Node, NodeId};
-use crate::sim::{Counts, DropReason, MessageFaults, SimConfig, Simulation};
-use crate::systems::System;
+use crate::net::{Counts, DropReason, LinkSpec, MessageFaults};
+use crate::node::{MachineId, Message, Mode, Node, NodeId, Record, StorageFaults};
+use crate::node::{NodeSpec, Roster, System};
+use crate::sim::{SimConfig, Simulation};
 
 pub struct SimBackend<S: System> {
     sim: Simulation<S::Node>,
@@ -139,14 +140,20 @@ impl<S: System> ControlPlane for SimBackend<S> {
                 "nodes must be spawned in id order; got {node}"
             )));
         }
-        // Build once now so a bad config fails here, not at restart.
-        let mut first = Some(S::build(&spec, &deployment.roster)?);
         let roster = deployment.roster.clone();
-        self.sim.add_node(machine, move || {
-            first
-                .take()
-                .unwrap_or_else(|| S::build(&spec, &roster).expect("config was validated at spawn"))
-        });
+        self.sim
+            .add_node(machine, factory::<S>(spec, roster.clone())?);
+        // Nodes may spawn nodes of the same system; they see the same roster.
+        self.sim.set_spawner(Box::new(move |id, role, config| {
+            let spec = NodeSpec {
+                id,
+                name: format!("{role}-{}", id.0),
+                system: S::NAME.to_string(),
+                role: role.to_string(),
+                config: config.clone(),
+            };
+            Ok(Box::new(factory::<S>(spec, roster.clone())?))
+        }));
         Ok(())
     }
 
@@ -176,6 +183,32 @@ impl<S: System> ControlPlane for SimBackend<S> {
         Ok(())
     }
 
+    async fn set_storage_faults(
+        &mut self,
+        machine: Option<MachineId>,
+        faults: &StorageFaults,
+    ) -> Result<()> {
+        self.sim.apply(&crate::net::Fault::Storage {
+            machine,
+            faults: faults.clone(),
+        })
+    }
+
+    async fn set_link_spec(
+        &mut self,
+        from: MachineId,
+        to: MachineId,
+        spec: &LinkSpec,
+    ) -> Result<()> {
+        self.check(from)?;
+        self.check(to)?;
+        self.sim.set_link(from, to, spec)
+    }
+
+    async fn records(&mut self) -> Result<Vec<Record>> {
+        Ok(self.sim.records().to_vec())
+    }
+
     async fn heal_all(&mut self) -> Result<()> {
         self.sim.heal();
         Ok(())
@@ -199,12 +232,29 @@ impl<S: System> ControlPlane for SimBackend<S> {
 
     async fn run_for(&mut self, d: Duration) -> Result<()> {
         self.sim.run_for(d);
-        Ok(())
+        match self.sim.halted() {
+            Some(why) => Err(Error::runtime(why.to_string())),
+            None => Ok(()),
+        }
     }
 
     fn elapsed(&self) -> Duration {
         self.sim.now()
     }
+}
+
+/// A node's factory: built once now, so a bad config fails here and not at
+/// a restart.
+pub fn factory<S: System>(
+    spec: NodeSpec,
+    roster: std::sync::Arc<Roster>,
+) -> Result<impl FnMut() -> S::Node + 'static> {
+    let mut first = Some(S::build(&spec, &roster)?);
+    Ok(move || {
+        first
+            .take()
+            .unwrap_or_else(|| S::build(&spec, &roster).expect("config was validated at spawn"))
+    })
 }
 
 fn by_kind<M: Message>(counts: &[Counts]) -> BTreeMap<String, Counts> {
@@ -225,6 +275,13 @@ pub fn cluster_stats<N: Node>(sim: &Simulation<N>) -> ClusterStats {
             machine: sim.machine_of(NodeId(i)),
             kinds: by_kind::<N::Msg>(stats.node(i)),
             counters: sim.metrics(NodeId(i)).to_json(),
+            failed: sim
+                .failures()
+                .iter()
+                .rev()
+                .find(|f| f.node == NodeId(i))
+                .filter(|_| sim.node(NodeId(i)).is_none())
+                .map(|f| f.why.clone()),
         })
         .collect();
     let links = stats

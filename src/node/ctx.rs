@@ -1,43 +1,82 @@
-//! The context a handler gets. Sends and timer changes are collected as
-//! effects; the runtime (simulator or agent) carries them out after the
-//! handler returns, so handlers never block and never do I/O themselves.
+//! The context a handler gets. Sends, timers, spawns, work and records are
+//! collected as effects ([`Effects`]); the runtime (simulator or agent)
+//! carries them out after the handler returns.
 
+use std::io;
 use std::time::Duration;
 
-use super::{MachineId, Metrics, Mode, NodeId, Storage, TimerId};
+use serde::Serialize;
+
+use super::effects::{Placement, Record, SpawnRequest, Stop, TimerCmd, Work, WorkId};
+use super::{Effects, MachineId, Metrics, Mode, NodeId, Storage, TimerId};
 use crate::rng::DetRng;
 
-/// A timer change requested by a handler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimerCmd {
-    Set {
-        id: TimerId,
-        after: Duration,
-        tag: u64,
-    },
-    Cancel(TimerId),
+/// Node ids a runtime lets a node hand out to nodes it spawns: `next` up
+/// to (not including) `end`. The simulator hands out dense indexes; an
+/// agent a block of its own, so ids never collide and no central allocator
+/// is asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdBlock {
+    pub next: u32,
+    pub end: u32,
 }
 
-/// What a handler asked for, in order. Reused between calls to avoid
-/// allocating on every event.
-#[derive(Debug)]
-pub struct Effects<M> {
-    pub sends: Vec<(NodeId, M)>,
-    pub timers: Vec<TimerCmd>,
+/// The per-node state a runtime lends to a [`Ctx`].
+pub struct NodeParts<'a, M> {
+    pub rng: &'a mut DetRng,
+    pub storage: &'a mut dyn Storage,
+    pub metrics: &'a mut Metrics,
+    pub effects: &'a mut Effects<M>,
+    /// Next timer or work id of this node.
+    pub next_handle: &'a mut u64,
+    pub spawn_ids: &'a mut IdBlock,
 }
 
-impl<M> Default for Effects<M> {
-    fn default() -> Self {
-        Effects {
-            sends: Vec::new(),
-            timers: Vec::new(),
+/// Storage as handlers see it: every call goes to the node's storage, and
+/// the first error stops the node (fail-stop), whatever the handler does
+/// with the error afterwards.
+struct FailStop<'a> {
+    inner: &'a mut dyn Storage,
+    failure: Option<String>,
+}
+
+impl FailStop<'_> {
+    fn check<T>(&mut self, what: &str, file: &str, r: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &r
+            && self.failure.is_none()
+        {
+            self.failure = Some(format!("storage {what} of {file:?} failed: {e}"));
         }
+        r
     }
 }
 
-impl<M> Effects<M> {
-    pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.timers.is_empty()
+impl Storage for FailStop<'_> {
+    fn read(&self, file: &str) -> Option<&[u8]> {
+        self.inner.read(file)
+    }
+    fn write(&mut self, file: &str, data: &[u8]) -> io::Result<()> {
+        let r = self.inner.write(file, data);
+        self.check("write", file, r)
+    }
+    fn append(&mut self, file: &str, data: &[u8]) -> io::Result<()> {
+        let r = self.inner.append(file, data);
+        self.check("append", file, r)
+    }
+    fn truncate(&mut self, file: &str, len: usize) -> io::Result<()> {
+        let r = self.inner.truncate(file, len);
+        self.check("truncate", file, r)
+    }
+    fn remove(&mut self, file: &str) -> io::Result<()> {
+        let r = self.inner.remove(file);
+        self.check("remove", file, r)
+    }
+    fn sync(&mut self, file: &str) -> io::Result<()> {
+        let r = self.inner.sync(file);
+        self.check("sync", file, r)
+    }
+    fn files(&self) -> Vec<String> {
+        self.inner.files()
     }
 }
 
@@ -48,19 +87,11 @@ pub struct Ctx<'a, M> {
     mode: Mode,
     now: Duration,
     rng: &'a mut DetRng,
-    storage: &'a mut dyn Storage,
+    storage: FailStop<'a>,
     metrics: &'a mut Metrics,
     effects: &'a mut Effects<M>,
-    next_timer: &'a mut u64,
-}
-
-/// The per-node state a runtime lends to a [`Ctx`].
-pub struct NodeParts<'a, M> {
-    pub rng: &'a mut DetRng,
-    pub storage: &'a mut dyn Storage,
-    pub metrics: &'a mut Metrics,
-    pub effects: &'a mut Effects<M>,
-    pub next_timer: &'a mut u64,
+    next_handle: &'a mut u64,
+    spawn_ids: &'a mut IdBlock,
 }
 
 impl<'a, M> Ctx<'a, M> {
@@ -78,11 +109,28 @@ impl<'a, M> Ctx<'a, M> {
             mode,
             now,
             rng: parts.rng,
-            storage: parts.storage,
+            storage: FailStop {
+                inner: parts.storage,
+                failure: None,
+            },
             metrics: parts.metrics,
             effects: parts.effects,
-            next_timer: parts.next_timer,
+            next_handle: parts.next_handle,
+            spawn_ids: parts.spawn_ids,
         }
+    }
+
+    /// Used by runtimes once the handler returned: settles fail-stop (a
+    /// failed storage call stops the node and discards what it asked for).
+    /// `fail_stop = false` is for showing what goes wrong without it: the
+    /// node then carries on after a failed write, as if it had succeeded.
+    pub fn finish(self, fail_stop: bool) {
+        if let Some(why) = self.storage.failure
+            && fail_stop
+        {
+            self.effects.stop = Some(Stop::Failed(why));
+        }
+        self.effects.discard_if_failed();
     }
 
     pub fn me(&self) -> NodeId {
@@ -107,10 +155,15 @@ impl<'a, M> Ctx<'a, M> {
         self.effects.sends.push((to, msg));
     }
 
+    fn handle(&mut self) -> u64 {
+        let id = *self.next_handle;
+        *self.next_handle += 1;
+        id
+    }
+
     /// Fires `on_timer(id, tag)` after `after` on this machine's clock.
     pub fn set_timer(&mut self, after: Duration, tag: u64) -> TimerId {
-        let id = TimerId(*self.next_timer);
-        *self.next_timer += 1;
+        let id = TimerId(self.handle());
         self.effects.timers.push(TimerCmd::Set { id, after, tag });
         id
     }
@@ -125,9 +178,11 @@ impl<'a, M> Ctx<'a, M> {
         self.rng
     }
 
-    /// Durable bytes. Writes survive a crash only once synced.
+    /// Durable bytes. Writes survive a crash only once synced. A call that
+    /// fails stops the node (fail-stop): nothing it sends from this handler
+    /// leaves, whatever it does with the error.
     pub fn storage(&mut self) -> &mut dyn Storage {
-        self.storage
+        &mut self.storage
     }
 
     pub fn count(&mut self, name: &'static str, by: u64) {
@@ -136,5 +191,62 @@ impl<'a, M> Ctx<'a, M> {
 
     pub fn observe(&mut self, name: &'static str, value: u64) {
         self.metrics.observe(name, value);
+    }
+
+    /// Asks for a new node of this system, with `role` and `config`, placed
+    /// by `placement`; its id is known at once, the node starts a little
+    /// later (messages to it before then are dropped). `None` when this
+    /// node's block of ids is used up.
+    pub fn spawn(
+        &mut self,
+        role: &str,
+        config: serde_json::Value,
+        placement: Placement,
+    ) -> Option<NodeId> {
+        let ids = &mut *self.spawn_ids;
+        if ids.next >= ids.end {
+            return None;
+        }
+        let id = NodeId(ids.next);
+        ids.next += 1;
+        self.effects.spawns.push(SpawnRequest {
+            id,
+            role: role.to_string(),
+            config,
+            placement,
+        });
+        Some(id)
+    }
+
+    /// Hands slow work to the runtime; `on_work_done(id, output)` follows.
+    pub fn start_work(&mut self, work: impl Work) -> WorkId {
+        let id = WorkId(self.handle());
+        self.effects.work.push((id, Box::new(work)));
+        id
+    }
+
+    /// Reports a record for the analysis (see [`Record`]).
+    pub fn record<R: Serialize>(&mut self, record: &R) {
+        let bytes = postcard::to_allocvec(record).expect("encoding a record into a Vec");
+        self.effects.records.push(Record {
+            at_ns: u64::try_from(self.now.as_nanos()).unwrap_or(u64::MAX),
+            node: self.me,
+            bytes,
+        });
+    }
+
+    /// The node is done: it stops after this handler (what it sent goes
+    /// out) and never starts again.
+    pub fn exit(&mut self) {
+        if self.effects.stop.is_none() {
+            self.effects.stop = Some(Stop::Exit);
+        }
+    }
+
+    /// Fail-stop: the node cannot go on safely (its durable state cannot be
+    /// read, say). It stops now, nothing it sent from this handler leaves,
+    /// and it starts again only when its machine restarts.
+    pub fn fail(&mut self, why: impl Into<String>) {
+        self.effects.stop = Some(Stop::Failed(why.into()));
     }
 }

@@ -43,3 +43,35 @@ pub fn decode_postcard<T: serde::de::DeserializeOwned>(
         reason: e.to_string(),
     })
 }
+
+/// What `--check-wire` does to every message in the simulator: encode,
+/// decode, and require that the copy prints the same, has the same kind and
+/// re-encodes to the same bytes. Returns the decoded copy.
+pub fn check_codec<M: Message>(msg: &M) -> Result<M, String> {
+    let mut bytes = Vec::new();
+    msg.encode(&mut bytes);
+    let decoded = M::decode(&bytes).map_err(|e| e.to_string())?;
+    if decoded.kind() != msg.kind() {
+        return Err(format!(
+            "codec changes the kind: {} came back as {}",
+            msg.kind_name(),
+            decoded.kind_name()
+        ));
+    }
+    let (sent, got) = (format!("{msg:?}"), format!("{decoded:?}"));
+    if sent != got {
+        return Err(format!(
+            "codec loses information: {} message {sent} came back as {got}",
+            msg.kind_name()
+        ));
+    }
+    let mut again = Vec::new();
+    decoded.encode(&mut again);
+    if again != bytes {
+        return Err(format!(
+            "codec is not stable: {} re-encodes to different bytes",
+            msg.kind_name()
+        ));
+    }
+    Ok(decoded)
+}

@@ -6,14 +6,19 @@
 //! and in the `dz machine` agent.
 
 mod ctx;
+mod effects;
 mod message;
 pub mod metrics;
+mod spec;
 mod storage;
+pub mod testing;
 
-pub use ctx::{Ctx, Effects, NodeParts, TimerCmd};
-pub use message::{CodecError, Message, decode_postcard, encode_postcard};
+pub use ctx::{Ctx, IdBlock, NodeParts};
+pub use effects::{Effects, Placement, Record, SpawnRequest, Stop, TimerCmd, Work, WorkId};
+pub use message::{CodecError, Message, check_codec, decode_postcard, encode_postcard};
 pub use metrics::Metrics;
-pub use storage::{MemStorage, Storage};
+pub use spec::{NodeSpec, Roster, System, check_role, parse_config};
+pub use storage::{MemStorage, Storage, StorageFaults};
 
 use std::fmt;
 
@@ -85,6 +90,16 @@ pub trait Node: 'static {
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Msg>, from: NodeId, msg: Self::Msg);
 
     fn on_timer(&mut self, _ctx: &mut Ctx<'_, Self::Msg>, _timer: TimerId, _tag: u64) {}
+
+    /// Work started with [`Ctx::start_work`] finished with `output` (the
+    /// value its `run` returned).
+    fn on_work_done(
+        &mut self,
+        _ctx: &mut Ctx<'_, Self::Msg>,
+        _work: WorkId,
+        _output: Box<dyn std::any::Any + Send>,
+    ) {
+    }
 
     /// Answers the controller's questions (`dz cluster status`, experiment
     /// reports). `None` means the node does not know that query.

@@ -65,10 +65,46 @@ impl MemFile {
     }
 }
 
-/// The simulator's storage: in memory, with the crash semantics above.
+/// Disk faults the simulator can inject into a node's storage: calls that
+/// fail at random, and a disk that fills up.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageFaults {
+    /// Probability that an append or a write fails (EIO).
+    pub write_error: f64,
+    /// Probability that a sync fails (EIO; what was written may or may not
+    /// be durable, as with a real fsync error).
+    pub sync_error: f64,
+    /// Bytes the disk holds; writes beyond fail with ENOSPC.
+    pub capacity: Option<usize>,
+}
+
+impl StorageFaults {
+    pub fn is_none(&self) -> bool {
+        self.write_error == 0.0 && self.sync_error == 0.0 && self.capacity.is_none()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, p) in [
+            ("write_error", self.write_error),
+            ("sync_error", self.sync_error),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!(
+                    "storage fault rate {name}={p} is not between 0 and 1"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The simulator's storage: in memory, with the crash semantics above, and
+/// optional injected faults.
 #[derive(Debug, Default, Clone)]
 pub struct MemStorage {
     files: BTreeMap<String, MemFile>,
+    faults: Option<Box<(StorageFaults, DetRng)>>,
 }
 
 impl MemStorage {
@@ -97,6 +133,43 @@ impl MemStorage {
     pub fn bytes(&self) -> usize {
         self.files.values().map(|f| f.data.len()).sum()
     }
+
+    /// Injects `faults` from now on (drawn from `rng`); none clears them.
+    pub fn set_faults(&mut self, faults: &StorageFaults, rng: DetRng) {
+        self.faults = (!faults.is_none()).then(|| Box::new((faults.clone(), rng)));
+    }
+
+    /// An injected failure of a call that would leave `new_len` bytes in
+    /// `file`, if one happens now.
+    fn injected(&mut self, file: &str, new_len: Option<usize>, sync: bool) -> io::Result<()> {
+        let Some(f) = self.faults.as_deref_mut() else {
+            return Ok(());
+        };
+        let (faults, rng) = (&f.0, &mut f.1);
+        if let (Some(cap), Some(len)) = (faults.capacity, new_len) {
+            let others: usize = self
+                .files
+                .iter()
+                .filter(|(n, _)| n.as_str() != file)
+                .map(|(_, f)| f.data.len())
+                .sum();
+            if others + len > cap {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "no space left on device (injected)",
+                ));
+            }
+        }
+        let p = if sync {
+            faults.sync_error
+        } else {
+            faults.write_error
+        };
+        if p > 0.0 && rng.random_bool(p) {
+            return Err(io::Error::other("input/output error (injected)"));
+        }
+        Ok(())
+    }
 }
 
 impl Storage for MemStorage {
@@ -105,6 +178,7 @@ impl Storage for MemStorage {
     }
 
     fn write(&mut self, file: &str, data: &[u8]) -> io::Result<()> {
+        self.injected(file, Some(data.len()), false)?;
         let f = self
             .files
             .entry(file.to_string())
@@ -118,6 +192,8 @@ impl Storage for MemStorage {
     }
 
     fn append(&mut self, file: &str, data: &[u8]) -> io::Result<()> {
+        let len = self.files.get(file).map_or(0, |f| f.data.len()) + data.len();
+        self.injected(file, Some(len), false)?;
         let f = self
             .files
             .entry(file.to_string())
@@ -148,6 +224,7 @@ impl Storage for MemStorage {
     }
 
     fn sync(&mut self, file: &str) -> io::Result<()> {
+        self.injected(file, None, true)?;
         if let Some(f) = self.files.get_mut(file) {
             f.durable = Durable::Prefix(f.data.len());
             f.synced_once = true;
@@ -190,6 +267,42 @@ mod tests {
             assert!(got.starts_with(b"abcdef"), "synced prefix lost: {got:?}");
             assert!(b"abcdefghij".starts_with(got), "not a prefix: {got:?}");
         }
+    }
+
+    #[test]
+    fn simulated_storage_faults_fail_calls_and_fill_the_disk() {
+        let mut s = MemStorage::default();
+        let full = StorageFaults {
+            capacity: Some(8),
+            ..Default::default()
+        };
+        s.set_faults(&full, stream(1, "disk", 0));
+        s.append("log", b"12345").unwrap();
+        let e = s.append("log", b"6789").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            s.read("log"),
+            Some(&b"12345"[..]),
+            "a refused append changes nothing"
+        );
+        s.write("view", b"abc").unwrap();
+        assert!(s.write("view", b"abcd").is_err());
+        let flaky = StorageFaults {
+            sync_error: 1.0,
+            ..Default::default()
+        };
+        s.set_faults(&flaky, stream(1, "disk", 0));
+        assert!(s.sync("log").is_err());
+        s.set_faults(&StorageFaults::default(), stream(1, "disk", 0));
+        assert!(s.sync("log").is_ok());
+        assert!(
+            StorageFaults {
+                write_error: 2.0,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
 use super::control::{self, AgentState};
-use super::host::Host;
+use super::host::{Host, WorkDone};
 use super::transport::Transport;
 use crate::error::{Error, Result};
 use crate::node::Mode;
@@ -81,11 +81,13 @@ async fn serve(cfg: AgentConfig) -> Result<()> {
     };
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
     let transport = Transport::new(cfg.name.clone(), cfg.secret.clone(), tx);
+    let (work_tx, work_rx) = mpsc::unbounded_channel();
     let host = Rc::new(RefCell::new(Host::new(
         cfg.name.clone(),
         cfg.mode,
         cfg.dir.clone(),
         transport.clone(),
+        work_tx,
     )));
     let state = Rc::new(AgentState {
         host: host.clone(),
@@ -94,6 +96,7 @@ async fn serve(cfg: AgentConfig) -> Result<()> {
         shutdown: Rc::new(Notify::new()),
         secret: cfg.secret.clone(),
         log_path: log_path(&cfg.dir),
+        dir: cfg.dir.clone(),
     });
     tokio::task::spawn_local(transport.serve(data_listener));
     tokio::task::spawn_local(control::serve(control_listener, state.clone()));
@@ -104,7 +107,7 @@ async fn serve(cfg: AgentConfig) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::runtime(format!("cannot watch SIGTERM: {e}")))?;
     tokio::select! {
-        _ = host_loop(host, rx, state.wake.clone()) => {}
+        _ = host_loop(host, rx, work_rx, state.wake.clone()) => {}
         _ = state.shutdown.notified() => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -115,10 +118,12 @@ async fn serve(cfg: AgentConfig) -> Result<()> {
     Ok(())
 }
 
-/// Delivers messages and fires timers, one at a time, forever.
+/// Delivers messages, fires timers and hands back finished work, one at a
+/// time, forever.
 async fn host_loop(
     host: Rc<RefCell<Host>>,
     mut inbound: mpsc::Receiver<Envelope>,
+    mut work: mpsc::UnboundedReceiver<WorkDone>,
     wake: Rc<Notify>,
 ) {
     loop {
@@ -136,6 +141,7 @@ async fn host_loop(
                 None => return,
             },
             _ = sleep => host.borrow_mut().fire_due(),
+            Some(done) = work.recv() => host.borrow_mut().work_done(done),
             _ = wake.notified() => {}
         }
     }

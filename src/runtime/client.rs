@@ -11,8 +11,8 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use super::auth::{self, Role};
 use super::control::control_reader_options;
 use crate::error::{Error, Result};
+use crate::net::{LinkSpec, MessageFaults};
 use crate::node::NodeId;
-use crate::sim::MessageFaults;
 use crate::systems::NodeSpec;
 use crate::wire::convert::{
     MachineReport, PlacedNode, read_report, write_faults, write_placement, write_spec,
@@ -35,6 +35,41 @@ fn remote(address: &str, e: capnp::Error) -> Error {
     let text = e.to_string();
     let text = text.strip_prefix("remote exception: ").unwrap_or(&text);
     Error::runtime(format!("agent at {address}: {text}"))
+}
+
+/// Fetches chunks from offset 0 until an empty one.
+async fn whole<F, Fut>(mut fetch: F) -> Result<Vec<u8>>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<u8>, u64)>>,
+{
+    let (mut data, mut offset) = (Vec::new(), 0);
+    loop {
+        let (chunk, next) = fetch(offset).await?;
+        if chunk.is_empty() {
+            return Ok(data);
+        }
+        data.extend_from_slice(&chunk);
+        offset = next;
+    }
+}
+
+/// One chunk of an agent's file through `fetchLogs` or `fetchRecords`
+/// (same parameters and results, different generated types).
+macro_rules! fetch_chunk {
+    ($client:ident, $request:ident, $offset:expr, $max:expr) => {{
+        let mut req = $client.session.$request();
+        req.get().set_offset($offset);
+        req.get().set_max($max);
+        let reply = req
+            .send()
+            .promise
+            .await
+            .map_err(|e| remote(&$client.address, e))?;
+        let r = reply.get().map_err(|e| remote(&$client.address, e))?;
+        let data = r.get_data().map_err(|e| remote(&$client.address, e))?;
+        Ok((data.to_vec(), r.get_next()))
+    }};
 }
 
 impl AgentClient {
@@ -198,21 +233,64 @@ impl AgentClient {
             .map_err(|e| Error::runtime(format!("agent at {}: bad answer: {e}", self.address)))
     }
 
-    /// Log bytes from `offset`; returns them and the next offset.
+    /// Bytes of the agent's log from `offset`; returns them and the next
+    /// offset.
     pub async fn fetch_logs(&self, offset: u64, max: u32) -> Result<(Vec<u8>, u64)> {
-        let mut req = self.session.fetch_logs_request();
-        req.get().set_offset(offset);
-        req.get().set_max(max);
-        let reply = req
+        fetch_chunk!(self, fetch_logs_request, offset, max)
+    }
+
+    /// Bytes of the nodes' records (see `host::RECORDS_FILE`) from
+    /// `offset`; returns them and the next offset.
+    pub async fn fetch_records(&self, offset: u64, max: u32) -> Result<(Vec<u8>, u64)> {
+        fetch_chunk!(self, fetch_records_request, offset, max)
+    }
+
+    /// The agent's whole log.
+    pub async fn logs(&self) -> Result<Vec<u8>> {
+        whole(|offset| self.fetch_logs(offset, 1 << 20)).await
+    }
+
+    /// The nodes' records, whole (see `host::read_records`).
+    pub async fn records(&self) -> Result<Vec<u8>> {
+        whole(|offset| self.fetch_records(offset, 1 << 20)).await
+    }
+
+    /// This machine's link to `peer`: latency and faults (`None`: none).
+    pub async fn set_link(&self, peer: &str, spec: Option<&LinkSpec>) -> Result<()> {
+        let json = match spec {
+            Some(s) => serde_json::to_string(s).map_err(|e| Error::runtime(e.to_string()))?,
+            None => String::new(),
+        };
+        let mut req = self.session.set_link_request();
+        req.get().set_peer(peer);
+        req.get().set_spec_json(json.as_str());
+        req.send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        Ok(())
+    }
+
+    pub async fn set_link_up(&self, peer: &str, outgoing: bool, up: bool) -> Result<()> {
+        let mut req = self.session.set_link_up_request();
+        req.get().set_peer(peer);
+        req.get().set_outgoing(outgoing);
+        req.get().set_up(up);
+        req.send()
+            .promise
+            .await
+            .map_err(|e| remote(&self.address, e))?;
+        Ok(())
+    }
+
+    pub async fn heal(&self) -> Result<()> {
+        self.session
+            .heal_request()
             .send()
             .promise
             .await
             .map_err(|e| remote(&self.address, e))?;
-        let r = reply.get().map_err(|e| remote(&self.address, e))?;
-        Ok((
-            r.get_data().map_err(|e| remote(&self.address, e))?.to_vec(),
-            r.get_next(),
-        ))
+        Ok(())
     }
 
     pub async fn shutdown(&self) -> Result<()> {

@@ -19,6 +19,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use super::auth::{self, Role};
 use super::host::{Host, PeerAddr};
 use super::transport::Transport;
+use crate::net::LinkSpec;
 use crate::node::{MachineId, NodeId};
 use crate::systems::Roster;
 use crate::wire::convert::{
@@ -35,6 +36,8 @@ pub struct AgentState {
     pub shutdown: Rc<Notify>,
     pub secret: String,
     pub log_path: PathBuf,
+    /// The agent's directory (node storage, records).
+    pub dir: PathBuf,
 }
 
 /// The largest log chunk one `fetchLogs` returns.
@@ -97,6 +100,7 @@ impl SessionImpl {
             .counts()
             .iter()
             .map(|(&id, kinds)| NodeReport {
+                failed: host.failed().get(&id).cloned(),
                 id: NodeId(id),
                 kinds: kinds.iter().map(|(k, c)| ((*k).to_string(), *c)).collect(),
                 counters: host
@@ -116,6 +120,20 @@ impl SessionImpl {
             transport,
         }
     }
+}
+
+/// Answers `fetchLogs` / `fetchRecords`: up to `max` bytes of `path` from
+/// `offset` (same parameters and results, different generated types).
+macro_rules! serve_chunk {
+    ($params:ident, $results:ident, $path:expr) => {{
+        let p = $params.get()?;
+        let (offset, max) = (p.get_offset(), p.get_max().min(MAX_LOG_CHUNK));
+        let data = read_chunk($path, offset, max).map_err(failed)?;
+        let mut r = $results.get();
+        r.set_next(offset + data.len() as u64);
+        r.set_data(&data);
+        Ok(())
+    }};
 }
 
 impl session::Server for SessionImpl {
@@ -165,22 +183,11 @@ impl session::Server for SessionImpl {
         _: session::SetFaultsResults,
     ) -> Result<(), CapnpError> {
         let faults = read_faults(params.get()?.get_faults()?)?;
-        for (name, p) in [
-            ("loss", faults.loss),
-            ("duplicate", faults.duplicate),
-            ("reorder", faults.reorder),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(failed(format!(
-                    "fault rate {name}={p} is not between 0 and 1"
-                )));
-            }
-        }
-        if faults.delay_ms < 0.0 {
-            return Err(failed("fault delays must not be negative"));
-        }
+        self.state
+            .transport
+            .set_faults(faults.clone())
+            .map_err(failed)?;
         crate::agent_log!(info, ?faults, "message faults set");
-        self.state.transport.set_faults(faults);
         Ok(())
     }
 
@@ -226,13 +233,59 @@ impl session::Server for SessionImpl {
         params: session::FetchLogsParams,
         mut results: session::FetchLogsResults,
     ) -> Result<(), CapnpError> {
+        serve_chunk!(params, results, &self.state.log_path)
+    }
+
+    async fn set_link(
+        self: CapRc<Self>,
+        params: session::SetLinkParams,
+        _: session::SetLinkResults,
+    ) -> Result<(), CapnpError> {
         let p = params.get()?;
-        let (offset, max) = (p.get_offset(), p.get_max().min(MAX_LOG_CHUNK));
-        let data = read_chunk(&self.state.log_path, offset, max).map_err(failed)?;
-        let mut r = results.get();
-        r.set_next(offset + data.len() as u64);
-        r.set_data(&data);
+        let peer = p.get_peer()?.to_string().map_err(failed)?;
+        let json = p.get_spec_json()?.to_string().map_err(failed)?;
+        let spec: Option<LinkSpec> = if json.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str(&json).map_err(|e| failed(format!("bad link spec: {e}")))?)
+        };
+        crate::agent_log!(info, %peer, spec = %json, "link set");
+        self.state.transport.set_link(&peer, spec).map_err(failed)
+    }
+
+    async fn set_link_up(
+        self: CapRc<Self>,
+        params: session::SetLinkUpParams,
+        _: session::SetLinkUpResults,
+    ) -> Result<(), CapnpError> {
+        let p = params.get()?;
+        let peer = p.get_peer()?.to_string().map_err(failed)?;
+        let (outgoing, up) = (p.get_outgoing(), p.get_up());
+        crate::agent_log!(info, %peer, outgoing, up, "link up/down");
+        self.state.transport.set_link_up(&peer, outgoing, up);
         Ok(())
+    }
+
+    async fn heal(
+        self: CapRc<Self>,
+        _: session::HealParams,
+        _: session::HealResults,
+    ) -> Result<(), CapnpError> {
+        crate::agent_log!(info, "healed");
+        self.state.transport.heal();
+        Ok(())
+    }
+
+    async fn fetch_records(
+        self: CapRc<Self>,
+        params: session::FetchRecordsParams,
+        mut results: session::FetchRecordsResults,
+    ) -> Result<(), CapnpError> {
+        serve_chunk!(
+            params,
+            results,
+            &self.state.dir.join(super::host::RECORDS_FILE)
+        )
     }
 
     async fn shutdown(

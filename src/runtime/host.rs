@@ -3,167 +3,39 @@
 //! the transport for messages to other machines.
 //!
 //! Nodes of any system are held behind [`Hosted`], which speaks in encoded
-//! messages; everything runs on one thread, one event at a time.
+//! messages; everything runs on one thread, one event at a time, except
+//! work handed to the runtime, which runs on worker threads and comes back
+//! as a completion event.
 
+use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rand::SeedableRng;
+use tokio::sync::mpsc;
 
 use super::disk::DiskStorage;
+use super::hosted::{Build, HandlerOut, Hosted};
 use super::transport::{SendError, Transport};
 use crate::error::{Error, Result};
+use crate::net::Counts;
 use crate::node::{
-    Ctx, Effects, MachineId, Message, Metrics, Mode, Node, NodeId, NodeParts, TimerCmd, TimerId,
+    MachineId, Metrics, Mode, NodeId, NodeSpec, Record, Roster, Stop, TimerCmd, TimerId, WorkId,
 };
-use crate::rng::DetRng;
-use crate::sim::Counts;
-use crate::systems::{NodeSpec, Roster, System, SystemVisitor, with_system};
-use crate::wire::{Envelope, WireError, decode_message};
+use crate::systems::with_system;
+use crate::wire::Envelope;
 
-/// A message a handler sent, encoded.
-pub struct Outgoing {
-    pub to: NodeId,
-    pub kind: u16,
-    pub kind_name: &'static str,
-    pub payload: Vec<u8>,
-}
+/// Work finished on a worker thread: (node, its incarnation, id, output).
+pub type WorkDone = (u32, u64, WorkId, Box<dyn Any + Send>);
 
-/// What one handler call asked for.
-#[derive(Default)]
-pub struct HandlerOut {
-    pub sends: Vec<Outgoing>,
-    pub timers: Vec<TimerCmd>,
-}
-
-/// A node of some system, driven with encoded messages.
-pub trait Hosted {
-    fn kinds(&self) -> &'static [&'static str];
-    fn start(&mut self, now: Duration, out: &mut HandlerOut);
-    fn message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        kind: u16,
-        payload: &[u8],
-        out: &mut HandlerOut,
-    ) -> Result<(), WireError>;
-    fn timer(&mut self, now: Duration, id: TimerId, tag: u64, out: &mut HandlerOut);
-    fn query(&self, query: &str) -> Option<serde_json::Value>;
-    fn metrics(&self) -> &Metrics;
-}
-
-struct HostedNode<N: Node> {
-    id: NodeId,
-    machine: MachineId,
-    mode: Mode,
-    node: N,
-    rng: DetRng,
-    storage: DiskStorage,
-    metrics: Metrics,
-    effects: Effects<N::Msg>,
-    next_timer: u64,
-}
-
-impl<N: Node> HostedNode<N> {
-    fn run(
-        &mut self,
-        now: Duration,
-        out: &mut HandlerOut,
-        f: impl FnOnce(&mut N, &mut Ctx<'_, N::Msg>),
-    ) {
-        let mut ctx = Ctx::new(
-            self.id,
-            self.machine,
-            self.mode,
-            now,
-            NodeParts {
-                rng: &mut self.rng,
-                storage: &mut self.storage,
-                metrics: &mut self.metrics,
-                effects: &mut self.effects,
-                next_timer: &mut self.next_timer,
-            },
-        );
-        f(&mut self.node, &mut ctx);
-        out.timers.append(&mut self.effects.timers);
-        for (to, msg) in self.effects.sends.drain(..) {
-            let mut payload = Vec::new();
-            msg.encode(&mut payload);
-            out.sends.push(Outgoing {
-                to,
-                kind: msg.kind() as u16,
-                kind_name: msg.kind_name(),
-                payload,
-            });
-        }
-    }
-}
-
-impl<N: Node> Hosted for HostedNode<N> {
-    fn kinds(&self) -> &'static [&'static str] {
-        N::Msg::kinds()
-    }
-
-    fn start(&mut self, now: Duration, out: &mut HandlerOut) {
-        self.run(now, out, |n, ctx| n.on_start(ctx));
-    }
-
-    fn message(
-        &mut self,
-        now: Duration,
-        from: NodeId,
-        kind: u16,
-        payload: &[u8],
-        out: &mut HandlerOut,
-    ) -> Result<(), WireError> {
-        let msg: N::Msg = decode_message(kind, payload)?;
-        self.run(now, out, |n, ctx| n.on_message(ctx, from, msg));
-        Ok(())
-    }
-
-    fn timer(&mut self, now: Duration, id: TimerId, tag: u64, out: &mut HandlerOut) {
-        self.run(now, out, |n, ctx| n.on_timer(ctx, id, tag));
-    }
-
-    fn query(&self, query: &str) -> Option<serde_json::Value> {
-        self.node.query(query)
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-}
-
-struct Build<'a> {
-    spec: &'a NodeSpec,
-    roster: &'a Arc<Roster>,
-    machine: MachineId,
-    mode: Mode,
-    storage: DiskStorage,
-}
-
-impl SystemVisitor for Build<'_> {
-    type Out = Result<Box<dyn Hosted>>;
-    fn visit<S: System>(self) -> Self::Out {
-        let node = S::build(self.spec, self.roster)?;
-        Ok(Box::new(HostedNode {
-            id: self.spec.id,
-            machine: self.machine,
-            mode: self.mode,
-            node,
-            rng: DetRng::from_rng(&mut rand::rng()),
-            storage: self.storage,
-            metrics: Metrics::default(),
-            effects: Effects::default(),
-            next_timer: 0,
-        }))
-    }
-}
+/// The file, in the agent's directory, where nodes' records go: each a
+/// little-endian u32 length and a postcard [`Record`].
+pub const RECORDS_FILE: &str = "records.bin";
 
 /// Where a node of the cluster lives.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,6 +48,8 @@ pub struct PeerAddr {
 struct Slot {
     hosted: Box<dyn Hosted>,
     pending: HashSet<u64>,
+    /// Which start of this node it is (work of an older one is dropped).
+    incarnation: u64,
 }
 
 /// (due, order set, node, timer id, tag): earliest first, ties in order set.
@@ -199,10 +73,22 @@ pub struct Host {
     transport: Rc<Transport>,
     out: HandlerOut,
     started: Instant,
+    incarnations: u64,
+    work_done: mpsc::UnboundedSender<WorkDone>,
+    records: Option<File>,
+    /// Nodes that fail-stopped, and why (until they are spawned again).
+    failed: BTreeMap<u32, String>,
 }
 
 impl Host {
-    pub fn new(machine: String, mode: Mode, dir: PathBuf, transport: Rc<Transport>) -> Self {
+    /// `work_done` receives finished work, for [`Host::work_done`].
+    pub fn new(
+        machine: String,
+        mode: Mode,
+        dir: PathBuf,
+        transport: Rc<Transport>,
+        work_done: mpsc::UnboundedSender<WorkDone>,
+    ) -> Self {
         Host {
             machine,
             mode,
@@ -217,6 +103,10 @@ impl Host {
             transport,
             out: HandlerOut::default(),
             started: Instant::now(),
+            incarnations: 0,
+            work_done,
+            records: None,
+            failed: BTreeMap::new(),
         }
     }
 
@@ -271,14 +161,19 @@ impl Host {
                 storage,
             },
         )??;
-        self.transport.set_kinds(hosted.kinds().len());
+        self.transport.set_kinds(hosted.kinds()).map_err(|e| {
+            Error::input(format!("the fault plan does not fit {}: {e}", spec.system))
+        })?;
+        self.incarnations += 1;
         self.nodes.insert(
             spec.id.0,
             Slot {
                 hosted,
                 pending: HashSet::new(),
+                incarnation: self.incarnations,
             },
         );
+        self.failed.remove(&spec.id.0);
         self.counts.entry(spec.id.0).or_default();
         crate::agent_log!(info, node_id = spec.id.0, role = %spec.role, "node spawned");
         let now = self.now();
@@ -288,7 +183,14 @@ impl Host {
         }
         self.apply(spec.id.0, &mut out);
         self.out = out;
-        Ok(())
+        // A node that cannot start (its durable state unreadable) says why.
+        match self.failed.get(&spec.id.0) {
+            Some(why) => Err(Error::runtime(format!(
+                "node {} on {} refused to start: {why}",
+                spec.id, self.machine
+            ))),
+            None => Ok(()),
+        }
     }
 
     pub fn kill(&mut self, id: NodeId) -> Result<()> {
@@ -318,6 +220,25 @@ impl Host {
 
     pub fn metrics(&self, id: u32) -> Option<&Metrics> {
         self.nodes.get(&id).map(|s| s.hosted.metrics())
+    }
+
+    /// Nodes that fail-stopped here, and why.
+    pub fn failed(&self) -> &BTreeMap<u32, String> {
+        &self.failed
+    }
+
+    /// Work of node `node` finished on a worker thread.
+    pub fn work_done(&mut self, done: WorkDone) {
+        let (node, incarnation, id, output) = done;
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(slot) = self.nodes.get_mut(&node)
+            && slot.incarnation == incarnation
+        {
+            slot.hosted.work_done(now, id, output, &mut out);
+        }
+        self.apply(node, &mut out);
+        self.out = out;
     }
 
     fn count(&mut self, node: u32, kind: &'static str, f: impl FnOnce(&mut Counts)) {
@@ -390,6 +311,29 @@ impl Host {
     }
 
     fn apply(&mut self, node: u32, out: &mut HandlerOut) {
+        if !out.records.is_empty() {
+            self.write_records(&out.records);
+            out.records.clear();
+        }
+        for (id, work) in out.work.drain(..) {
+            let Some(slot) = self.nodes.get(&node) else {
+                continue;
+            };
+            let (tx, incarnation) = (self.work_done.clone(), slot.incarnation);
+            tokio::task::spawn_blocking(move || {
+                let output = work.run();
+                let _ = tx.send((node, incarnation, id, output));
+            });
+        }
+        for req in out.spawns.drain(..) {
+            // Real machines do not place spawned nodes yet: refused, counted.
+            crate::agent_log!(
+                warn,
+                node_id = node,
+                new = req.id.0,
+                "spawning nodes is not available on real machines yet; refused"
+            );
+        }
         for cmd in out.timers.drain(..) {
             let Some(slot) = self.nodes.get_mut(&node) else {
                 continue;
@@ -433,10 +377,7 @@ impl Host {
                 self.local.push_back(env);
                 continue;
             }
-            match self
-                .transport
-                .send(&peer.machine, &peer.address, env, m.kind_name)
-            {
+            match self.transport.send(&peer.machine, &peer.address, env) {
                 Ok(copies) if copies > 1 => {
                     self.count(node, m.kind_name, |c| c.duplicated += u64::from(copies - 1))
                 }
@@ -444,5 +385,67 @@ impl Host {
                 Err(SendError::Dropped) => self.count(node, m.kind_name, |c| c.dropped += 1),
             }
         }
+        match out.stop.take() {
+            None => {}
+            Some(Stop::Exit) => {
+                self.nodes.remove(&node);
+                crate::agent_log!(info, node_id = node, "node exited");
+            }
+            Some(Stop::Failed(why)) => {
+                self.nodes.remove(&node);
+                crate::agent_log!(error, node_id = node, reason = %why, "node stopped (fail-stop)");
+                self.failed.insert(node, why);
+            }
+        }
     }
+
+    /// Appends records to the agent's records file (analysis data: written
+    /// through, not synced; a node's acknowledged state lives in its own
+    /// storage).
+    fn write_records(&mut self, records: &[Record]) {
+        if self.records.is_none() {
+            let path = self.dir.join(RECORDS_FILE);
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(f) => self.records = Some(f),
+                Err(e) => {
+                    crate::agent_log!(error, path = %path.display(), error = %e, "cannot open the records file; records lost");
+                    return;
+                }
+            }
+        }
+        let mut buf = Vec::new();
+        for r in records {
+            let bytes = postcard::to_allocvec(r).expect("encoding a record into a Vec");
+            buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&bytes);
+        }
+        if let Some(f) = self.records.as_mut()
+            && let Err(e) = f.write_all(&buf)
+        {
+            crate::agent_log!(error, error = %e, "cannot write records; records lost");
+        }
+    }
+}
+
+/// Decodes a records file (as [`RECORDS_FILE`] holds them); a torn last
+/// record is ignored.
+pub fn read_records(bytes: &[u8]) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(len) = bytes.get(at..at + 4) {
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let Some(body) = bytes.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        match postcard::from_bytes(body) {
+            Ok(r) => out.push(r),
+            Err(_) => break,
+        }
+        at += 4 + len;
+    }
+    out
 }

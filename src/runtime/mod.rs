@@ -9,6 +9,7 @@ pub mod control;
 pub mod disk;
 pub mod framing;
 pub mod host;
+pub mod hosted;
 pub mod transport;
 
 use std::sync::{Mutex, OnceLock};

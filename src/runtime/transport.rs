@@ -12,9 +12,11 @@
 //! ways); an unauthenticated peer, a garbage or oversized frame closes that
 //! connection with a log line and nothing else.
 //!
-//! Message faults (loss, duplication, delay, reordering, isolation) are
-//! applied here, so they behave the same on processes, containers and
-//! instances.
+//! The network shape and faults are applied here, so they behave the same
+//! on processes, containers and instances and as in the simulator: each
+//! message's fate on a link that is up is [`crate::net::decide`]'s call
+//! (link latency from a topology, loss, duplication, reordering, delay);
+//! links can go down one way, and a machine can be isolated.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -30,8 +32,8 @@ use tokio::time::timeout;
 
 use super::auth::{self, Role};
 use super::framing::{FramingError, frame_bytes, read_frame, write_frame};
+use crate::net::{CompiledFaults, LinkSpec, MessageFaults, Sampler, Verdict, decide};
 use crate::rng::DetRng;
-use crate::sim::MessageFaults;
 use crate::wire::{Envelope, Frame, Hello};
 
 /// Messages queued for one peer before new ones are dropped.
@@ -61,6 +63,7 @@ pub struct TransportCounters {
     pub received_frames: u64,
     pub duplicates_ignored: u64,
     pub lost: u64,
+    pub link_down: u64,
     pub duplicated: u64,
     pub delayed: u64,
     pub queue_full: u64,
@@ -77,7 +80,7 @@ pub struct Transport {
     session: u64,
     inbound: mpsc::Sender<Envelope>,
     peers: RefCell<HashMap<String, mpsc::Sender<Envelope>>>,
-    faults: RefCell<MessageFaults>,
+    plan: RefCell<FaultPlan>,
     isolated: Cell<bool>,
     rng: RefCell<DetRng>,
     /// Per sending machine: its session and the last sequence delivered.
@@ -101,7 +104,7 @@ impl Transport {
             session: rng.random(),
             inbound,
             peers: RefCell::new(HashMap::new()),
-            faults: RefCell::new(MessageFaults::default()),
+            plan: RefCell::new(FaultPlan::default()),
             isolated: Cell::new(false),
             rng: RefCell::new(rng),
             seen: RefCell::new(HashMap::new()),
@@ -120,14 +123,43 @@ impl Transport {
         f(&mut self.counters.borrow_mut());
     }
 
-    pub fn set_faults(&self, faults: MessageFaults) {
-        *self.faults.borrow_mut() = faults;
+    /// Faults on everything this machine sends. An unknown message kind or
+    /// a bad rate is refused, as in the simulator.
+    pub fn set_faults(&self, faults: MessageFaults) -> Result<(), String> {
+        self.plan.borrow_mut().set_machine(faults)
+    }
+
+    /// Latency and faults of this machine's link to `peer` (`None`: none).
+    pub fn set_link(&self, peer: &str, spec: Option<LinkSpec>) -> Result<(), String> {
+        self.plan.borrow_mut().set_link(peer, spec)
+    }
+
+    /// Takes the link to (`outgoing`) or from `peer` down or up.
+    pub fn set_link_up(&self, peer: &str, outgoing: bool, up: bool) {
+        let mut plan = self.plan.borrow_mut();
+        let link = plan.links.entry(peer.to_string()).or_default();
+        if outgoing {
+            link.out_down = !up;
+        } else {
+            link.in_down = !up;
+        }
+    }
+
+    /// Ends isolation and brings every link up.
+    pub fn heal(&self) {
+        self.isolated.set(false);
+        for link in self.plan.borrow_mut().links.values_mut() {
+            (link.out_down, link.in_down) = (false, false);
+        }
     }
 
     /// Message kinds of the system this machine runs; frames with any other
-    /// kind close their connection.
-    pub fn set_kinds(&self, n: usize) {
-        self.kinds.set(Some(n.min(usize::from(u16::MAX)) as u16));
+    /// kind close their connection, and fault filters are resolved against
+    /// them.
+    pub fn set_kinds(&self, kinds: &'static [&'static str]) -> Result<(), String> {
+        self.kinds
+            .set(Some(kinds.len().min(usize::from(u16::MAX)) as u16));
+        self.plan.borrow_mut().set_kinds(kinds)
     }
 
     /// The machine's name in hellos (learnt late by unnamed agents).
@@ -146,55 +178,81 @@ impl Transport {
         machine: &str,
         address: &str,
         env: Envelope,
-        kind: &str,
     ) -> Result<u32, SendError> {
         if self.isolated.get() {
             self.bump(|c| c.isolated_out += 1);
             return Err(SendError::Dropped);
         }
-        let faults = self.faults.borrow();
-        let applies = !faults.is_none()
-            && (faults.kinds.is_empty() || faults.kinds.iter().any(|k| k == kind));
-        if !applies {
-            drop(faults);
-            return self.enqueue(machine, address, env).map(|()| 1);
-        }
-        let mut rng = self.rng.borrow_mut();
-        if faults.loss > 0.0 && rng.random_bool(faults.loss) {
-            self.bump(|c| c.lost += 1);
-            return Err(SendError::Dropped);
-        }
-        let copies = if faults.duplicate > 0.0 && rng.random_bool(faults.duplicate) {
-            2
-        } else {
-            1
-        };
-        let mut delay_ms = faults.delay_ms;
-        if faults.reorder > 0.0 && rng.random_bool(faults.reorder) {
-            delay_ms += rng.random_range(0.0..=faults.reorder_ms.unwrap_or(50.0));
-        }
-        drop((faults, rng));
-        if copies == 2 {
-            self.bump(|c| c.duplicated += 1);
-        }
-        for _ in 0..copies {
-            if delay_ms > 0.0 {
-                self.bump(|c| c.delayed += 1);
-                let (me, machine, address, env) = (
-                    self.clone(),
-                    machine.to_string(),
-                    address.to_string(),
-                    env.clone(),
-                );
-                tokio::task::spawn_local(async move {
-                    tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1e3)).await;
-                    let _ = me.enqueue(&machine, &address, env);
-                });
+        let verdict = {
+            let plan = self.plan.borrow();
+            let link = plan.links.get(machine);
+            if link.is_some_and(|l| l.out_down) {
+                drop(plan);
+                self.bump(|c| c.link_down += 1);
+                return Err(SendError::Dropped);
+            }
+            let link_faults = link.and_then(|l| l.faults.as_ref());
+            let latency = link.and_then(|l| l.latency.as_ref());
+            if link_faults.is_none() && latency.is_none() && plan.machine.is_none() {
+                None
             } else {
-                self.enqueue(machine, address, env.clone())?;
+                let latency = latency.unwrap_or(&Sampler::Constant(0));
+                let faults = [link_faults, plan.machine.as_ref(), None];
+                Some(decide(
+                    latency,
+                    faults,
+                    usize::from(env.kind),
+                    &mut self.rng.borrow_mut(),
+                ))
+            }
+        };
+        match verdict {
+            None => self.enqueue(machine, address, env).map(|()| 1),
+            Some(Verdict::Drop(_)) => {
+                self.bump(|c| c.lost += 1);
+                Err(SendError::Dropped)
+            }
+            Some(Verdict::Deliver { delay, duplicate }) => {
+                if let Some(d) = duplicate {
+                    self.bump(|c| c.duplicated += 1);
+                    self.deliver_after(d, machine, address, env.clone())?;
+                }
+                self.deliver_after(delay, machine, address, env)?;
+                Ok(if duplicate.is_some() { 2 } else { 1 })
             }
         }
-        Ok(copies)
+    }
+
+    /// Hands a message to the peer's channel after `ns` nanoseconds; one
+    /// still held when the link goes down or the machine is isolated is
+    /// dropped then, as one in flight in the simulator.
+    fn deliver_after(
+        self: &Rc<Self>,
+        ns: u64,
+        machine: &str,
+        address: &str,
+        env: Envelope,
+    ) -> Result<(), SendError> {
+        if ns == 0 {
+            return self.enqueue(machine, address, env);
+        }
+        self.bump(|c| c.delayed += 1);
+        let (me, machine, address) = (self.clone(), machine.to_string(), address.to_string());
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_nanos(ns)).await;
+            let down = me
+                .plan
+                .borrow()
+                .links
+                .get(&machine)
+                .is_some_and(|l| l.out_down);
+            if me.isolated.get() || down {
+                me.bump(|c| c.link_down += 1);
+                return;
+            }
+            let _ = me.enqueue(&machine, &address, env);
+        });
+        Ok(())
     }
 
     /// A message for an external client, on the connection it came in on.
@@ -395,6 +453,16 @@ impl Transport {
                         self.bump(|c| c.isolated_in += 1);
                         continue;
                     }
+                    if self
+                        .plan
+                        .borrow()
+                        .links
+                        .get(&peer)
+                        .is_some_and(|l| l.in_down)
+                    {
+                        self.bump(|c| c.link_down += 1);
+                        continue;
+                    }
                     if self.inbound.send(envelope).await.is_err() {
                         break;
                     }
@@ -460,6 +528,73 @@ impl Transport {
             ));
         }
         Ok((theirs.machine, theirs.session))
+    }
+}
+
+/// This machine's side of one peer link.
+#[derive(Default)]
+struct PeerLink {
+    spec: Option<LinkSpec>,
+    latency: Option<Sampler>,
+    faults: Option<CompiledFaults>,
+    out_down: bool,
+    in_down: bool,
+}
+
+/// The faults this machine applies, compiled against the hosted system's
+/// message kinds once they are known.
+#[derive(Default)]
+struct FaultPlan {
+    kinds: Option<&'static [&'static str]>,
+    machine_raw: MessageFaults,
+    machine: Option<CompiledFaults>,
+    links: HashMap<String, PeerLink>,
+}
+
+impl FaultPlan {
+    fn compile(&self, f: &MessageFaults) -> Result<Option<CompiledFaults>, String> {
+        f.validate()?;
+        match self.kinds {
+            Some(kinds) if !f.is_none() => f.compile(kinds).map(Some).map_err(|e| e.to_string()),
+            _ => Ok(None),
+        }
+    }
+
+    fn set_machine(&mut self, f: MessageFaults) -> Result<(), String> {
+        self.machine = self.compile(&f)?;
+        self.machine_raw = f;
+        Ok(())
+    }
+
+    fn set_link(&mut self, peer: &str, spec: Option<LinkSpec>) -> Result<(), String> {
+        let (latency, faults) = match &spec {
+            Some(s) => {
+                s.latency.validate()?;
+                let latency = (!s.latency.is_zero()).then(|| s.latency.sampler());
+                (latency, self.compile(&s.faults)?)
+            }
+            None => (None, None),
+        };
+        let link = self.links.entry(peer.to_string()).or_default();
+        (link.spec, link.latency, link.faults) = (spec, latency, faults);
+        Ok(())
+    }
+
+    fn set_kinds(&mut self, kinds: &'static [&'static str]) -> Result<(), String> {
+        self.kinds = Some(kinds);
+        self.machine = self.compile(&self.machine_raw.clone())?;
+        let specs: Vec<(String, MessageFaults)> = self
+            .links
+            .iter()
+            .filter_map(|(p, l)| l.spec.as_ref().map(|s| (p.clone(), s.faults.clone())))
+            .collect();
+        for (peer, faults) in specs {
+            let compiled = self.compile(&faults)?;
+            if let Some(l) = self.links.get_mut(&peer) {
+                l.faults = compiled;
+            }
+        }
+        Ok(())
     }
 }
 

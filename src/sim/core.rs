@@ -5,12 +5,13 @@
 
 use smallvec::SmallVec;
 
-use super::network::{DropReason, Network, Route};
+use super::SimConfig;
+use super::network::Network;
 use super::queue::{EventKind, EventQueue};
 use super::stats::{SimStats, Tally};
 use super::trace::{Trace, TraceEvent};
-use super::{ClockSkew, SimConfig};
-use crate::node::{Message, TimerCmd};
+use crate::net::{ClockSkew, DropReason, Verdict, duration_ns};
+use crate::node::{Message, TimerCmd, check_codec};
 use crate::rng::{DetRng, stream};
 
 /// Timers a node has set and not yet seen fire or cancelled.
@@ -41,10 +42,13 @@ pub(super) struct Core<M> {
     pub stats: SimStats,
     pub trace: Trace,
     pub wire_errors: Vec<String>,
+    spawn_delay: crate::net::Sampler,
+    spawn_rng: DetRng,
 }
 
 impl<M: Message> Core<M> {
     pub fn new(cfg: SimConfig) -> Self {
+        let (spawn_delay, seed) = (cfg.spawn_delay.clone(), cfg.seed);
         let kinds = M::kinds();
         Core {
             net: Network::new(
@@ -65,6 +69,8 @@ impl<M: Message> Core<M> {
             machines_cold: Vec::new(),
             node_machine: Vec::new(),
             wire_errors: Vec::new(),
+            spawn_delay: spawn_delay.sampler(),
+            spawn_rng: stream(seed, "spawn", 0),
         }
     }
 
@@ -80,6 +86,11 @@ impl<M: Message> Core<M> {
         });
         self.net.add_machine();
         id
+    }
+
+    /// How long the next spawned node takes to start, in ns.
+    pub fn spawn_delay(&mut self) -> u64 {
+        self.spawn_delay.sample(&mut self.spawn_rng)
     }
 
     /// The machine's clock reading now.
@@ -98,7 +109,7 @@ impl<M: Message> Core<M> {
     pub fn timer(&mut self, pending: &mut PendingTimers, node: u32, cmd: TimerCmd) {
         match cmd {
             TimerCmd::Set { id, after, tag } => {
-                let local = Network::duration_ns(after);
+                let local = duration_ns(after);
                 let delay = match self.any_skew {
                     false => local,
                     true => match &self.machine_skew[self.node_machine[node as usize] as usize] {
@@ -177,13 +188,13 @@ impl<M: Message> Core<M> {
         self.stats.tally(from, Some(link), kind, Tally::Sent);
         let rng = &mut self.net_rng[from_machine as usize];
         match self.net.route(from_machine, to_machine, kind, rng) {
-            Route::Drop(reason) => self.drop_msg(from, to, Some(link), kind, reason),
-            Route::Deliver { delay, duplicate } => {
+            Verdict::Drop(reason) => self.drop_msg(from, to, Some(link), kind, reason),
+            Verdict::Deliver { delay, duplicate } => {
                 let msg = if self.cfg.check_wire {
-                    match crate::wire::roundtrip(from, to, &msg) {
+                    match check_codec(&msg) {
                         Ok(m) => m,
                         Err(e) => {
-                            self.wire_errors.push(e.to_string());
+                            self.wire_errors.push(e);
                             self.drop_msg(from, to, Some(link), kind, DropReason::Codec);
                             return;
                         }

@@ -2,24 +2,26 @@
 //! one seed, a modelled network, machine crashes and clock skew.
 
 mod core;
+mod faults;
+mod lifecycle;
 mod network;
 mod queue;
 mod simulation;
 mod stats;
 mod trace;
 
-pub use network::{
-    Area, CompiledFaults, DropReason, Latency, LinkSpec, MessageFaults, Network, Route,
-};
-pub use simulation::Simulation;
-pub use stats::{Counts, SimStats};
+pub use network::Network;
+pub use simulation::{Failure, SPAWN_LIMIT, Simulation, Spawner};
+pub use stats::SimStats;
 pub use trace::{Trace, TraceEvent};
+
+use crate::net::Latency;
 
 /// Settings of one simulation run.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub seed: u64,
-    /// Round-trip every message through its codec and the wire envelope.
+    /// Round-trip every message through its codec ([`crate::node::check_codec`]).
     pub check_wire: bool,
     /// Count messages per directed machine pair (costs a hash per message).
     pub link_stats: bool,
@@ -30,6 +32,13 @@ pub struct SimConfig {
     /// Latency between machines without an explicit link; `None`: they
     /// cannot talk.
     pub default_latency: Option<Latency>,
+    /// How long a node spawned by a handler takes to start.
+    pub spawn_delay: Latency,
+    /// Events at one instant after which the run halts as spinning.
+    pub max_events_per_instant: u64,
+    /// Stop a node whose storage call failed (always, but to show what
+    /// goes wrong without it).
+    pub fail_stop: bool,
 }
 
 impl SimConfig {
@@ -44,34 +53,9 @@ impl SimConfig {
                 mean: 10.0,
                 sd: 3.0,
             }),
+            spawn_delay: Latency::Constant { ms: 10.0 },
+            max_events_per_instant: 5_000_000,
+            fail_stop: true,
         }
-    }
-}
-
-/// A machine's clock relative to true (virtual) time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ClockSkew {
-    /// Constant offset, in milliseconds.
-    #[serde(default)]
-    pub offset_ms: f64,
-    /// Rate error in parts per million (100 → 0.01% fast).
-    #[serde(default)]
-    pub drift_ppm: f64,
-}
-
-impl ClockSkew {
-    pub fn is_zero(&self) -> bool {
-        self.offset_ms == 0.0 && self.drift_ppm == 0.0
-    }
-
-    /// This clock's reading at true time `true_ns`.
-    pub fn local(&self, true_ns: u64) -> u64 {
-        let t = true_ns as f64 * (1.0 + self.drift_ppm * 1e-6) + self.offset_ms * 1e6;
-        t.max(0.0) as u64
-    }
-
-    /// True time for `local_ns` to pass on this clock.
-    pub fn true_delay(&self, local_ns: u64) -> u64 {
-        (local_ns as f64 / (1.0 + self.drift_ppm * 1e-6)) as u64
     }
 }

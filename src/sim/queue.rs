@@ -5,9 +5,25 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
 pub(crate) enum EventKind<M> {
-    Deliver { from: u32, to: u32, msg: M },
-    Timer { node: u32, id: u64, tag: u64 },
-    Start { node: u32, incarnation: u32 },
+    Deliver {
+        from: u32,
+        to: u32,
+        msg: M,
+    },
+    Timer {
+        node: u32,
+        id: u64,
+        tag: u64,
+    },
+    Start {
+        node: u32,
+        incarnation: u32,
+    },
+    /// Work of `node` finished; its output waits in the simulation's slab.
+    WorkDone {
+        node: u32,
+        slot: u32,
+    },
 }
 
 pub(crate) struct Event<M> {

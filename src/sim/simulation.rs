@@ -1,43 +1,88 @@
 //! A simulated cluster: nodes on machines, driven by the event loop.
+//! Faults live in `faults.rs`, node lifecycles (start, spawn, work, stop)
+//! in `lifecycle.rs`.
 
+use std::any::Any;
 use std::path::Path;
 use std::time::Duration;
 
+use super::SimConfig;
 use super::core::{Core, PendingTimers};
-use super::network::{LinkSpec, MessageFaults, Network};
 use super::queue::EventKind;
 use super::stats::SimStats;
 use super::trace::TraceEvent;
-use super::{ClockSkew, SimConfig};
 use crate::error::Result;
+use crate::net::{ClockSkew, duration_ns};
 use crate::node::{
-    Ctx, Effects, MachineId, MemStorage, Message, Metrics, Mode, Node, NodeId, NodeParts, TimerId,
+    Ctx, Effects, IdBlock, MachineId, MemStorage, Message, Metrics, Mode, Node, NodeId, NodeParts,
+    Record, TimerId, WorkId,
 };
 use crate::rng::{DetRng, stream};
 
+/// Node ids from here up are not simulated nodes (external clients on real
+/// machines use them); spawned nodes get ids below.
+pub const SPAWN_LIMIT: u32 = 0x8000_0000;
+
 // Like machines, nodes have a hot half (touched on every event) and a cold one.
-struct NodeSlot<N> {
-    node: Option<N>,
-    next_timer: u64,
-    pending_timers: PendingTimers,
-    rng: DetRng,
+pub(super) struct NodeSlot<N> {
+    pub node: Option<N>,
+    pub next_handle: u64,
+    pub pending_timers: PendingTimers,
+    pub rng: DetRng,
 }
 
-struct NodeCold<N> {
-    killed: bool,
-    incarnation: u32,
-    factory: Box<dyn FnMut() -> N>,
-    storage: MemStorage,
-    metrics: Metrics,
+pub(super) struct NodeCold<N> {
+    /// Stopped for good (killed, or exited by its own choice).
+    pub killed: bool,
+    pub incarnation: u32,
+    /// `None` for a spawn whose node could not be built.
+    pub factory: Option<Box<dyn FnMut() -> N>>,
+    pub storage: MemStorage,
+    pub metrics: Metrics,
+    /// Why the node fail-stopped, until it starts again.
+    pub failed: Option<String>,
+}
+
+/// Builds a spawned node of the simulated system: (id, role, config) to a
+/// factory, or why not.
+pub type Spawner<N> =
+    Box<dyn FnMut(NodeId, &str, &serde_json::Value) -> Result<Box<dyn FnMut() -> N>>>;
+
+/// Work outputs waiting for their completion event.
+pub(super) struct WorkSlot {
+    pub incarnation: u32,
+    pub id: WorkId,
+    pub output: Box<dyn Any + Send>,
+}
+
+/// A node that fail-stopped: when, which, why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub at: Duration,
+    pub node: NodeId,
+    pub why: String,
 }
 
 /// A simulated cluster of nodes of type `N` (use an enum of node kinds for
 /// systems with several roles).
 pub struct Simulation<N: Node> {
-    core: Core<N::Msg>,
-    nodes: Vec<NodeSlot<N>>,
-    nodes_cold: Vec<NodeCold<N>>,
-    effects: Effects<N::Msg>,
+    pub(super) core: Core<N::Msg>,
+    pub(super) nodes: Vec<NodeSlot<N>>,
+    pub(super) nodes_cold: Vec<NodeCold<N>>,
+    pub(super) effects: Effects<N::Msg>,
+    /// Ids for nodes spawned by handlers: the next dense index.
+    pub(super) spawn_ids: IdBlock,
+    pub(super) spawner: Option<Spawner<N>>,
+    /// Nodes placed on each machine and not stopped for good.
+    pub(super) machine_load: Vec<u32>,
+    pub(super) work: Vec<Option<WorkSlot>>,
+    pub(super) free_work: Vec<u32>,
+    pub(super) records: Vec<Record>,
+    pub(super) failures: Vec<Failure>,
+    /// Why the run stopped early (the simulation spun without time passing).
+    pub(super) halted: Option<String>,
+    /// The latest event time and how many events ran at it (spin guard).
+    instant: (u64, u64),
 }
 
 impl<N: Node> Simulation<N> {
@@ -47,6 +92,15 @@ impl<N: Node> Simulation<N> {
             nodes: Vec::new(),
             nodes_cold: Vec::new(),
             effects: Effects::default(),
+            spawn_ids: IdBlock::default(),
+            spawner: None,
+            machine_load: Vec::new(),
+            work: Vec::new(),
+            free_work: Vec::new(),
+            records: Vec::new(),
+            failures: Vec::new(),
+            halted: None,
+            instant: (u64::MAX, 0),
         }
     }
 
@@ -55,40 +109,52 @@ impl<N: Node> Simulation<N> {
     }
 
     pub fn add_machine(&mut self, skew: ClockSkew) -> MachineId {
+        self.machine_load.push(0);
         MachineId(self.core.add_machine(skew))
     }
 
     /// Places a node; it starts (`on_start`) at the current time. The
     /// factory builds it again after its machine restarts.
     pub fn add_node(&mut self, machine: MachineId, factory: impl FnMut() -> N + 'static) -> NodeId {
+        let id = self.push_node(machine, Some(Box::new(factory)));
+        self.schedule_start(id, self.core.now);
+        NodeId(id)
+    }
+
+    /// Lets handlers spawn nodes (`Ctx::spawn`); without a spawner their
+    /// requests are refused (counted as `spawn_refused`, logged).
+    pub fn set_spawner(&mut self, spawner: Spawner<N>) {
+        self.spawner = Some(spawner);
+    }
+
+    pub(super) fn push_node(
+        &mut self,
+        machine: MachineId,
+        factory: Option<Box<dyn FnMut() -> N>>,
+    ) -> u32 {
         let id = self.nodes.len() as u32;
         self.nodes.push(NodeSlot {
             node: None,
-            next_timer: 0,
+            next_handle: 0,
             pending_timers: PendingTimers::new(),
             rng: stream(self.core.cfg.seed, "node", id.into()),
         });
         self.nodes_cold.push(NodeCold {
-            killed: false,
+            killed: factory.is_none(),
             incarnation: 0,
-            factory: Box::new(factory),
+            factory,
             storage: MemStorage::default(),
             metrics: Metrics::default(),
+            failed: None,
         });
         let core = &mut self.core;
         core.node_machine.push(machine.0);
         core.machines_cold[machine.0 as usize].nodes.push(id);
         core.stats.add_node();
-        if core.machine_up[machine.0 as usize] {
-            core.queue.push(
-                core.now,
-                EventKind::Start {
-                    node: id,
-                    incarnation: 0,
-                },
-            );
+        if self.nodes_cold[id as usize].factory.is_some() {
+            self.machine_load[machine.0 as usize] += 1;
         }
-        NodeId(id)
+        id
     }
 
     pub fn now(&self) -> Duration {
@@ -111,7 +177,13 @@ impl<N: Node> Simulation<N> {
         self.core.machine_up[m.0 as usize]
     }
 
-    /// The live node, or `None` while its machine is down or it was killed.
+    /// Nodes on `m` not stopped for good.
+    pub fn machine_load(&self, m: MachineId) -> u32 {
+        self.machine_load[m.0 as usize]
+    }
+
+    /// The live node, or `None` while its machine is down, it has not
+    /// started yet, or it stopped.
     pub fn node(&self, id: NodeId) -> Option<&N> {
         self.nodes.get(id.0 as usize)?.node.as_ref()
     }
@@ -130,6 +202,22 @@ impl<N: Node> Simulation<N> {
 
     pub fn stats(&self) -> &SimStats {
         &self.core.stats
+    }
+
+    /// Every record nodes made so far, in the order they were made.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Nodes that fail-stopped (storage errors, unreadable state).
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+
+    /// Why the run stopped early, if it did: the simulation spun at one
+    /// instant without time passing. No event runs after that.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
     }
 
     pub fn trace_hash(&self) -> u64 {
@@ -154,148 +242,96 @@ impl<N: Node> Simulation<N> {
         self.core.queue.len()
     }
 
-    // ----- faults -----
-
-    pub fn set_link(&mut self, from: MachineId, to: MachineId, spec: &LinkSpec) -> Result<()> {
-        self.core.net.set_link(from.0, to.0, spec)
-    }
-
-    /// Takes the directed link `from → to` down or up.
-    pub fn set_link_up(&mut self, from: MachineId, to: MachineId, up: bool) {
-        self.core.net.set_link_up(from.0, to.0, up);
-        self.record(TraceEvent::Link {
-            from: from.0,
-            to: to.0,
-            up,
-        });
-    }
-
-    pub fn isolate(&mut self, m: MachineId, on: bool) {
-        self.core.net.set_isolated(m.0, on);
-        self.record(TraceEvent::Isolate { machine: m.0, on });
-    }
-
-    /// Ends every partition and isolation.
-    pub fn heal(&mut self) {
-        self.core.net.heal_all();
-        self.record(TraceEvent::Heal);
-    }
-
-    /// Message faults on what `machine` sends (`None`: every machine).
-    pub fn set_faults(&mut self, machine: Option<MachineId>, faults: &MessageFaults) -> Result<()> {
-        self.core.net.set_faults(machine.map(|m| m.0), faults)?;
-        self.record(TraceEvent::Faults {
-            machine: machine.map(|m| m.0),
-        });
-        Ok(())
-    }
-
-    /// Crashes a machine: its nodes lose volatile state and timers, storage
-    /// keeps what was synced, and messages to it are dropped until restart.
-    pub fn crash(&mut self, m: MachineId) {
-        let core = &mut self.core;
-        if !core.machine_up[m.0 as usize] {
-            return;
-        }
-        core.machine_up[m.0 as usize] = false;
-        let cold = &mut core.machines_cold[m.0 as usize];
-        for &n in &cold.nodes {
-            let slot = &mut self.nodes[n as usize];
-            slot.node = None;
-            slot.pending_timers.clear();
-            let slot = &mut self.nodes_cold[n as usize];
-            slot.incarnation += 1;
-            slot.storage.crash(&mut cold.crash_rng);
-        }
-        self.record(TraceEvent::Crash { machine: m.0 });
-    }
-
-    /// Starts a crashed machine again; its nodes are rebuilt and started.
-    pub fn restart(&mut self, m: MachineId) {
-        let core = &mut self.core;
-        if core.machine_up[m.0 as usize] {
-            return;
-        }
-        core.machine_up[m.0 as usize] = true;
-        for &n in &core.machines_cold[m.0 as usize].nodes {
-            let slot = &self.nodes_cold[n as usize];
-            if !slot.killed {
-                let incarnation = slot.incarnation;
-                core.queue.push(
-                    core.now,
-                    EventKind::Start {
-                        node: n,
-                        incarnation,
-                    },
-                );
-            }
-        }
-        self.record(TraceEvent::Restart { machine: m.0 });
-    }
-
-    /// Stops one node for good (its machine keeps running).
-    pub fn kill_node(&mut self, id: NodeId) {
-        let slot = &mut self.nodes[id.0 as usize];
-        slot.node = None;
-        slot.pending_timers.clear();
-        let slot = &mut self.nodes_cold[id.0 as usize];
-        slot.killed = true;
-        slot.incarnation += 1;
-        self.record(TraceEvent::KillNode { node: id.0 });
-    }
-
-    fn record(&mut self, ev: TraceEvent) {
+    pub(super) fn record(&mut self, ev: TraceEvent) {
         self.core.trace.record(self.core.now, ev);
     }
 
     // ----- running -----
 
-    /// Runs every event up to and including virtual time `until`.
+    /// Runs every event up to and including virtual time `until`, unless
+    /// the simulation spins (see [`Simulation::halted`]).
     pub fn run_until(&mut self, until: Duration) {
-        let until = Network::duration_ns(until);
-        while let Some(ev) = self.core.queue.pop_until(until) {
-            self.core.now = ev.time;
-            self.core.stats.events += 1;
-            match ev.kind {
-                EventKind::Deliver { from, to, msg } => {
-                    let alive = self.nodes[to as usize].node.is_some();
-                    if self.core.admit(from, to, msg.kind(), alive) {
-                        if self.core.cfg.log_messages {
-                            self.log_delivery(from, to, msg.kind());
-                        }
-                        self.dispatch(to, |node, ctx| node.on_message(ctx, NodeId(from), msg));
-                    }
-                }
-                EventKind::Timer { node, id, tag } => {
-                    let pending = &mut self.nodes[node as usize].pending_timers;
-                    // Not pending: cancelled, or set before a crash.
-                    if let Some(i) = pending.iter().position(|&t| t == id) {
-                        pending.swap_remove(i);
-                        self.core.stats.timers += 1;
-                        self.record(TraceEvent::Timer { node, tag });
-                        self.dispatch(node, |n, ctx| n.on_timer(ctx, TimerId(id), tag));
-                    }
-                }
-                EventKind::Start { node, incarnation } => self.start_node(node, incarnation),
-            }
+        let until = duration_ns(until);
+        while self.step_ns(until) {}
+        if self.halted.is_none() {
+            self.core.now = self.core.now.max(until);
         }
-        self.core.now = self.core.now.max(until);
+    }
+
+    /// Runs the next event if it is due by `until`; false when there is
+    /// none (or the run halted). For checks after every event; the clock
+    /// stays at the last event's time.
+    pub fn step(&mut self, until: Duration) -> bool {
+        self.step_ns(duration_ns(until))
+    }
+
+    #[inline(always)]
+    fn step_ns(&mut self, until: u64) -> bool {
+        if self.halted.is_some() {
+            return false;
+        }
+        let Some(ev) = self.core.queue.pop_until(until) else {
+            return false;
+        };
+        if ev.time == self.instant.0 {
+            self.instant.1 += 1;
+            if self.instant.1 > self.core.cfg.max_events_per_instant {
+                self.halt(self.instant.1, &ev.kind);
+                return false;
+            }
+        } else {
+            self.instant = (ev.time, 1);
+        }
+        self.core.now = ev.time;
+        self.core.stats.events += 1;
+        match ev.kind {
+            EventKind::Deliver { from, to, msg } => {
+                let alive = self.nodes[to as usize].node.is_some();
+                if self.core.admit(from, to, msg.kind(), alive) {
+                    if self.core.cfg.log_messages {
+                        self.log_delivery(from, to, msg.kind());
+                    }
+                    self.dispatch(to, |node, ctx| node.on_message(ctx, NodeId(from), msg));
+                }
+            }
+            EventKind::Timer { node, id, tag } => {
+                let pending = &mut self.nodes[node as usize].pending_timers;
+                // Not pending: cancelled, or set before a crash.
+                if let Some(i) = pending.iter().position(|&t| t == id) {
+                    pending.swap_remove(i);
+                    self.core.stats.timers += 1;
+                    self.record(TraceEvent::Timer { node, tag });
+                    self.dispatch(node, |n, ctx| n.on_timer(ctx, TimerId(id), tag));
+                }
+            }
+            EventKind::Start { node, incarnation } => self.start_node(node, incarnation),
+            EventKind::WorkDone { node, slot } => self.work_done(node, slot),
+        }
+        true
     }
 
     pub fn run_for(&mut self, d: Duration) {
         self.run_until(self.now() + d);
     }
 
-    fn start_node(&mut self, id: u32, incarnation: u32) {
-        let cold = &mut self.nodes_cold[id as usize];
-        let machine = self.core.node_machine[id as usize];
-        if cold.incarnation != incarnation || cold.killed || !self.core.machine_up[machine as usize]
-        {
-            return;
-        }
-        self.nodes[id as usize].node = Some((cold.factory)());
-        self.record(TraceEvent::Start { node: id });
-        self.dispatch(id, |node, ctx| node.on_start(ctx));
+    #[cold]
+    fn halt(&mut self, events: u64, last: &EventKind<N::Msg>) {
+        let what = match last {
+            EventKind::Deliver { from, to, msg } => format!(
+                "a {} message from node {from} to node {to}",
+                msg.kind_name()
+            ),
+            EventKind::Timer { node, tag, .. } => format!("a timer (tag {tag}) of node {node}"),
+            EventKind::Start { node, .. } => format!("the start of node {node}"),
+            EventKind::WorkDone { node, .. } => format!("finished work of node {node}"),
+        };
+        let why = format!(
+            "the simulation spins: {events} events at t={:.6}s without time passing, the last {what} \
+             (a node that sends or sets timers with zero delay in a loop never lets time pass)",
+            self.core.now as f64 / 1e9
+        );
+        tracing::error!(vtime_ms = self.core.now as f64 / 1e6, "{why}");
+        self.halted = Some(why);
     }
 
     #[cold]
@@ -306,9 +342,13 @@ impl<N: Node> Simulation<N> {
     }
 
     /// Runs one handler of a live node, then carries out its sends and
-    /// timer changes.
+    /// timer changes (and, rarely, spawns, work, records and stops).
     #[inline(always)]
-    fn dispatch(&mut self, id: u32, f: impl FnOnce(&mut N, &mut Ctx<'_, N::Msg>)) {
+    pub(super) fn dispatch(&mut self, id: u32, f: impl FnOnce(&mut N, &mut Ctx<'_, N::Msg>)) {
+        self.spawn_ids = IdBlock {
+            next: self.nodes.len() as u32,
+            end: SPAWN_LIMIT,
+        };
         let slot = &mut self.nodes[id as usize];
         let Some(node) = slot.node.as_mut() else {
             return;
@@ -326,15 +366,20 @@ impl<N: Node> Simulation<N> {
                 storage: &mut cold.storage,
                 metrics: &mut cold.metrics,
                 effects: &mut self.effects,
-                next_timer: &mut slot.next_timer,
+                next_handle: &mut slot.next_handle,
+                spawn_ids: &mut self.spawn_ids,
             },
         );
         f(node, &mut ctx);
+        ctx.finish(self.core.cfg.fail_stop);
         for cmd in self.effects.timers.drain(..) {
             self.core.timer(&mut slot.pending_timers, id, cmd);
         }
         for (to, msg) in self.effects.sends.drain(..) {
             self.core.send(id, to.0, msg);
+        }
+        if self.effects.has_rare() {
+            self.rare_effects(id);
         }
     }
 }

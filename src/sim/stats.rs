@@ -2,27 +2,8 @@
 //! per directed machine pair, and drops by reason.
 
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
 
-use super::network::DropReason;
-
-/// Sent / delivered / dropped / duplicated counts of one message kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub sent: u64,
-    pub delivered: u64,
-    pub dropped: u64,
-    pub duplicated: u64,
-}
-
-impl Counts {
-    fn add(&mut self, o: &Counts) {
-        self.sent += o.sent;
-        self.delivered += o.delivered;
-        self.dropped += o.dropped;
-        self.duplicated += o.duplicated;
-    }
-}
+use crate::net::{Counts, DropReason};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Tally {

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::network::DropReason;
 use crate::error::{Error, Result};
+use crate::net::DropReason;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceEvent {
@@ -61,6 +61,27 @@ pub enum TraceEvent {
     KillNode {
         node: u32,
     },
+    /// Node `node` asked for node `new` on `machine`.
+    Spawn {
+        node: u32,
+        new: u32,
+        machine: u32,
+    },
+    /// The node stopped for good, by its own choice.
+    Exit {
+        node: u32,
+    },
+    /// The node stopped because its storage failed (or it could not read
+    /// its durable state).
+    FailStop {
+        node: u32,
+    },
+    WorkDone {
+        node: u32,
+    },
+    StorageFaults {
+        machine: Option<u32>,
+    },
 }
 
 impl TraceEvent {
@@ -90,6 +111,11 @@ impl TraceEvent {
             Heal => [11, 0, 0],
             Faults { machine } => [12, machine.map_or(u64::MAX, u64::from), 0],
             KillNode { node } => [13, node.into(), 0],
+            Spawn { node, new, machine } => [14, w(node, new), machine.into()],
+            Exit { node } => [15, node.into(), 0],
+            FailStop { node } => [16, node.into(), 0],
+            WorkDone { node } => [17, node.into(), 0],
+            StorageFaults { machine } => [18, machine.map_or(u64::MAX, u64::from), 0],
         }
     }
 }
@@ -199,6 +225,19 @@ impl Trace {
                 writeln!(out, r#"{{"t":{t},"ev":"faults","machine":null}}"#)
             }
             KillNode { node } => writeln!(out, r#"{{"t":{t},"ev":"kill_node","node":{node}}}"#),
+            Spawn { node, new, machine } => writeln!(
+                out,
+                r#"{{"t":{t},"ev":"spawn","node":{node},"new":{new},"machine":{machine}}}"#
+            ),
+            Exit { node } => writeln!(out, r#"{{"t":{t},"ev":"exit","node":{node}}}"#),
+            FailStop { node } => writeln!(out, r#"{{"t":{t},"ev":"fail_stop","node":{node}}}"#),
+            WorkDone { node } => writeln!(out, r#"{{"t":{t},"ev":"work_done","node":{node}}}"#),
+            StorageFaults { machine: Some(m) } => {
+                writeln!(out, r#"{{"t":{t},"ev":"storage_faults","machine":{m}}}"#)
+            }
+            StorageFaults { machine: None } => {
+                writeln!(out, r#"{{"t":{t},"ev":"storage_faults","machine":null}}"#)
+            }
         };
         if let Err(e) = res {
             self.error.get_or_insert(e);

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::distzero_capnp::{machine_stats, message_faults, node_spec, placement};
+use crate::net::{Counts, MessageFaults};
 use crate::node::NodeId;
-use crate::sim::{Counts, MessageFaults};
-use crate::systems::NodeSpec;
+use crate::node::NodeSpec;
 
 /// Where one node of the cluster runs, as an agent is told.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,9 @@ pub struct NodeReport {
     pub id: NodeId,
     pub kinds: BTreeMap<String, Counts>,
     pub counters: BTreeMap<String, u64>,
+    /// Why the node fail-stopped, if it did.
+    #[serde(default)]
+    pub failed: Option<String>,
 }
 
 /// What `stats` returns for one machine.
@@ -86,6 +89,7 @@ pub fn write_faults(mut b: message_faults::Builder<'_>, f: &MessageFaults) {
     b.set_duplicate(f.duplicate);
     b.set_reorder(f.reorder);
     b.set_delay_ms(f.delay_ms);
+    b.set_reorder_ms(f.reorder_ms.unwrap_or(-1.0));
     let mut kinds = b.init_kinds(f.kinds.len() as u32);
     for (i, k) in f.kinds.iter().enumerate() {
         kinds.set(i as u32, k.as_str());
@@ -101,7 +105,7 @@ pub fn read_faults(r: message_faults::Reader<'_>) -> capnp::Result<MessageFaults
         loss: r.get_loss(),
         duplicate: r.get_duplicate(),
         reorder: r.get_reorder(),
-        reorder_ms: None,
+        reorder_ms: Some(r.get_reorder_ms()).filter(|ms| *ms >= 0.0),
         delay_ms: r.get_delay_ms(),
         kinds,
     })
@@ -114,6 +118,7 @@ pub fn write_report(mut b: machine_stats::Builder<'_>, report: &MachineReport) {
     for (i, n) in report.nodes.iter().enumerate() {
         let mut nb = nodes.reborrow().get(i as u32);
         nb.set_id(n.id.0);
+        nb.set_failed(n.failed.as_deref().unwrap_or(""));
         let mut kinds = nb.reborrow().init_kinds(n.kinds.len() as u32);
         for (j, (kind, c)) in n.kinds.iter().enumerate() {
             let mut kb = kinds.reborrow().get(j as u32);
@@ -154,10 +159,12 @@ pub fn read_report(r: machine_stats::Reader<'_>) -> capnp::Result<MachineReport>
         for c in n.get_counters()?.iter() {
             counters.insert(text(c.get_name())?, c.get_value());
         }
+        let failed = text(n.get_failed())?;
         nodes.push(NodeReport {
             id: NodeId(n.get_id()),
             kinds,
             counters,
+            failed: (!failed.is_empty()).then_some(failed),
         });
     }
     let mut transport = BTreeMap::new();

@@ -27,14 +27,6 @@ pub enum WireError {
     UnknownKind { kind: u16, known: usize },
     #[error(transparent)]
     Codec(#[from] CodecError),
-    #[error("codec loses information: {kind} message {sent} came back as {got}")]
-    Lossy {
-        kind: &'static str,
-        sent: String,
-        got: String,
-    },
-    #[error("codec is not stable: {kind} re-encodes to different bytes")]
-    Unstable { kind: &'static str },
 }
 
 /// A decoded envelope whose payload is still in the system's encoding.
@@ -93,28 +85,4 @@ pub fn decode_message<M: Message>(kind: u16, payload: &[u8]) -> Result<M, WireEr
         return Err(WireError::UnknownKind { kind, known });
     }
     Ok(msg)
-}
-
-/// What `--check-wire` does to every message: codec, envelope, back again;
-/// the decoded copy must print the same and re-encode to the same bytes.
-pub fn roundtrip<M: Message>(from: u32, to: u32, msg: &M) -> Result<M, WireError> {
-    let bytes = encode_message(from, to, msg);
-    let env = decode_envelope(&bytes)?;
-    let decoded: M = decode_message(env.kind, &env.payload)?;
-    let (sent, got) = (format!("{msg:?}"), format!("{decoded:?}"));
-    if sent != got {
-        return Err(WireError::Lossy {
-            kind: msg.kind_name(),
-            sent,
-            got,
-        });
-    }
-    let mut again = Vec::new();
-    decoded.encode(&mut again);
-    if again != env.payload {
-        return Err(WireError::Unstable {
-            kind: msg.kind_name(),
-        });
-    }
-    Ok(decoded)
 }

@@ -8,10 +8,11 @@ pub mod real;
 
 use std::time::Duration;
 
+use distzero::net::{ClockSkew, Latency};
 use distzero::node::{
     CodecError, Ctx, Message, Node, NodeId, TimerId, decode_postcard, encode_postcard,
 };
-use distzero::sim::{ClockSkew, Latency, SimConfig, Simulation};
+use distzero::sim::{SimConfig, Simulation};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

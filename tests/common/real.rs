@@ -6,10 +6,10 @@ use std::time::Duration;
 use distzero::backends::cluster::{ClusterController, down, up};
 use distzero::backends::state::ClusterState;
 use distzero::controller::Fault;
+use distzero::drivers::clocks::experiment::{ClocksParams, collect, deployment};
+use distzero::drivers::clocks::report::check_invariants;
 use distzero::node::{MachineId, Mode, NodeId};
 use distzero::settings::Settings;
-use distzero::systems::clocks::experiment::{ClocksParams, collect, deployment};
-use distzero::systems::clocks::report::check_invariants;
 
 pub const DZ: &str = env!("CARGO_BIN_EXE_dz");
 

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::net::{ClockSkew, Latency};
 use crate::node::NodeId;
-use crate::sim::{ClockSkew, Latency, SimConfig, Simulation};
+use crate::sim::{SimConfig, Simulation};
 use crate::systems::pingpong::PingPongNode;
 use crate::systems::{NodeSpec, Roster};
 

@@ -8,9 +8,10 @@ use crate::cli::cluster::binary;
 use crate::cli::runtime::block_local;
 use crate::controller::{MachineSpec, Placement};
 use crate::error::Error;
+use crate::net::{ClockSkew, Latency};
 use crate::node::{MachineId, Mode, NodeId};
 use crate::settings::Settings;
-use crate::sim::{ClockSkew, Latency, SimConfig, Simulation};
+use crate::sim::{SimConfig, Simulation};
 use crate::systems::blast::{Blast, BlastConfig};
 use crate::systems::{NodeSpec, Roster, System};
 

@@ -7,9 +7,6 @@
 //! the one after, or all others (equally likely; event `send`). Internal and
 //! send events add one to the clock.
 
-pub mod experiment;
-pub mod report;
-
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;

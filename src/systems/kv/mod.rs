@@ -6,15 +6,11 @@
 //! Roles: `server` (the replicas) and `client` (a simulated workload that
 //! records its history for the linearizability checker).
 
-pub mod check;
 pub mod client;
 pub mod log;
 pub mod msg;
 pub mod quorum;
-pub mod remote;
 pub mod server;
-pub mod showcase;
-pub mod sim_check;
 pub mod state;
 pub mod workload;
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::experiment::ClocksRun;
-use super::{ClockEvent, LogRow};
 use crate::analysis::plot::{Chart, Series, line_chart};
 use crate::error::{Error, Result};
+use crate::systems::clocks::{ClockEvent, LogRow};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct MachineSummary {
@@ -183,7 +183,7 @@ pub fn write_outputs(run: &ClocksRun, summaries: &[MachineSummary], dir: &Path) 
         "machines": summaries,
     });
     let summary_path = dir.join("summary.json");
-    crate::simulate::write_json(&summary_path, &summary)?;
+    crate::drivers::simulate::write_json(&summary_path, &summary)?;
 
     let label = |m: &super::experiment::MachineLog| format!("{} ({} ticks/s)", m.name, m.rate);
     let title_tail = format!("rates {:?}, p = {}", p.rates, p.internal_prob);

@@ -13,9 +13,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use crate::drivers::kv::remote::{KvRemote, ServerAddr};
 use crate::error::{Error, Result};
 use crate::systems::kv::msg::{Op, Response};
-use crate::systems::kv::remote::{KvRemote, ServerAddr};
 
 /// Several clients, so concurrent HTTP requests need not queue behind one.
 pub struct KvPool {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::client::HistoryOp;
-use super::msg::{Op, Response};
 use crate::analysis::linearizability::{Model, Operation, check, minimize};
+use crate::systems::kv::client::HistoryOp;
+use crate::systems::kv::msg::{Op, Response};
 
 /// One key's value, as a sequential specification.
 pub struct KeyModel;

@@ -11,12 +11,13 @@ use rand::RngExt;
 use serde::Serialize;
 
 use super::check::{Verdict, check_history};
-use super::workload::Workload;
-use super::{Kv, KvConfig, KvNode};
 use crate::error::{Error, Result};
+use crate::net::{ClockSkew, Latency, MessageFaults};
 use crate::node::{MachineId, NodeId};
 use crate::rng::stream;
-use crate::sim::{ClockSkew, Latency, MessageFaults, SimConfig, Simulation};
+use crate::sim::{SimConfig, Simulation};
+use crate::systems::kv::workload::Workload;
+use crate::systems::kv::{Kv, KvConfig, KvNode, Persistence};
 use crate::systems::{NodeSpec, Roster, System};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -86,7 +87,7 @@ impl Default for SimCheckOptions {
             faults: Faults::parse(Faults::ALL).expect("all faults parse"),
             gap: Duration::from_millis(100),
             config: KvConfig {
-                persistence: super::Persistence::Fsync,
+                persistence: Persistence::Fsync,
                 ..Default::default()
             },
             workload: Workload {

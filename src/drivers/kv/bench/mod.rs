@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rand::RngExt;
 
+use crate::drivers::kv::remote::{KvRemote, ServerAddr};
 use crate::error::{Error, Result};
 use crate::rng::stream;
 use crate::systems::kv::client::HistoryOp;
 use crate::systems::kv::msg::{Op, Response};
-use crate::systems::kv::remote::{KvRemote, ServerAddr};
 use crate::systems::kv::workload::Workload;
 
 /// Something that answers kv operations.

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use super::{ClockConfig, ClockSummary, Clocks, LOG_PAGE, LogRow};
 use crate::controller::{Controller, MachineBackend, MachineSpec, Placement, SimBackend};
 use crate::error::{Error, Result};
+use crate::net::Latency;
 use crate::node::{MachineId, Mode, NodeId};
-use crate::sim::{Latency, SimConfig};
+use crate::sim::SimConfig;
+use crate::systems::clocks::{ClockConfig, ClockSummary, Clocks, LOG_PAGE, LogRow};
 use crate::systems::{NodeSpec, System};
 
 #[derive(Clone, Debug)]

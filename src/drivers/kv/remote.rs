@@ -9,11 +9,11 @@ use rand::RngExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
-use super::msg::{KvMsg, Op, Outcome, Request, Response};
 use crate::error::{Error, Result};
 use crate::node::{Message, NodeId};
 use crate::runtime::framing::{read_frame, write_frame};
 use crate::runtime::transport::{EXTERNAL, dial};
+use crate::systems::kv::msg::{KvMsg, Op, Outcome, Request, Response};
 use crate::wire::{Envelope, Frame, decode_message};
 
 /// A server: its node id and its machine's data address.

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::controller::{Controller, MachineSpec, Placement, SimBackend};
+use crate::controller::{Controller, SimBackend};
 use crate::ctl_log;
 use crate::error::{Error, Result};
-use crate::node::{MachineId, NodeId};
+use crate::node::MachineId;
 use crate::sim::SimConfig;
-use crate::systems::{NodeSpec, System, SystemVisitor, with_system};
+use crate::systems::{System, SystemVisitor, with_system};
 use crate::topology::Topology;
 
 pub struct SimulateOptions {
@@ -67,24 +67,6 @@ impl SystemVisitor for Run<'_> {
     }
 }
 
-/// The topology's nodes as node specs: node i on machine i.
-pub fn node_specs<S: System>(t: &Topology) -> Placement {
-    t.nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let spec = NodeSpec {
-                id: NodeId(i as u32),
-                name: n.name.clone(),
-                system: S::NAME.to_string(),
-                role: n.role.clone().unwrap_or_else(|| S::ROLES[0].to_string()),
-                config: n.config.clone(),
-            };
-            (spec, MachineId(i as u32))
-        })
-        .collect()
-}
-
 async fn run<S: System>(
     t: &Topology,
     opts: &SimulateOptions,
@@ -97,24 +79,17 @@ async fn run<S: System>(
         log_messages: opts.log_messages,
         local_latency: t.local_latency.clone(),
         default_latency: t.default_latency.clone(),
+        ..SimConfig::new(opts.seed)
     };
     let mut ctl = Controller::new(Box::new(SimBackend::<S>::new(cfg)));
-    let specs: Vec<MachineSpec> = t
-        .nodes
-        .iter()
-        .map(|n| MachineSpec {
-            name: n.name.clone(),
-            skew: n.skew,
-        })
-        .collect();
-    ctl.create_machines(&specs).await?;
+    ctl.create_machines(&t.machines()).await?;
     for l in &t.links {
         let sim = ctl.backend_mut().sim_mut();
         sim.set_link(MachineId(l.from as u32), MachineId(l.to as u32), &l.spec)?;
     }
     let trace_path = opts.out.join("trace.jsonl");
     ctl.backend_mut().sim_mut().trace_to(&trace_path)?;
-    ctl.deploy(node_specs::<S>(t)).await?;
+    ctl.deploy(t.placement()?).await?;
 
     ctl_log!(
         info,

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use super::sim_check::{SeedResult, SimCheckOptions, build, outcome};
-use super::{KvNode, Persistence};
 use crate::error::Result;
 use crate::node::{MachineId, NodeId};
 use crate::sim::Simulation;
+use crate::systems::kv::{KvNode, Persistence};
 
 pub struct Showcase {
     /// What ran, in one line.

@@ -1,0 +1,8 @@
+//! Experiment drivers and clients: what sets up clusters (simulated or
+//! real) through the controller, loads them, checks and reports. They sit
+//! above the controller and the runtime; systems never import them.
+
+pub mod clocks;
+pub mod consistency;
+pub mod kv;
+pub mod simulate;
