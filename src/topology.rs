@@ -56,6 +56,8 @@ pub struct TopoNode {
     pub role: Option<String>,
     pub config: Value,
     pub skew: ClockSkew,
+    /// Size of the machine's data disk in KiB (virtual mode).
+    pub disk_kb: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -109,6 +111,7 @@ struct RawNode {
     #[serde(default)]
     config: Value,
     clock: Option<ClockSkew>,
+    disk_kb: Option<u64>,
     /// CloudScope's `consistency` and per-node settings (and labels such
     /// as `files`).
     #[serde(flatten)]
@@ -220,6 +223,7 @@ impl Topology {
             .map(|n| MachineSpec {
                 name: n.name.clone(),
                 skew: n.skew,
+                disk_kb: n.disk_kb,
             })
             .collect()
     }
@@ -315,6 +319,7 @@ fn build(
             role: n.role.clone().or_else(|| meta.role.clone()),
             config,
             skew: n.clock.unwrap_or_default(),
+            disk_kb: n.disk_kb,
         });
     }
     // CloudScope's files name no system: their nodes are consistency

@@ -212,6 +212,10 @@ impl MachineBackend for DockerBackend {
                 env: Some(env),
                 labels: Some(container_labels),
                 host_config: Some(HostConfig {
+                    // A size-limited disk for the nodes' data: a tmpfs.
+                    tmpfs: spec.disk_kb.map(|kb| {
+                        HashMap::from([("/data/nodes".to_string(), format!("size={kb}k"))])
+                    }),
                     network_mode: Some(network.clone()),
                     extra_hosts: Some(vec!["host.docker.internal:host-gateway".into()]),
                     ..Default::default()

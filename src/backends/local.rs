@@ -169,6 +169,7 @@ impl MachineBackend for LocalBackend {
     }
 
     async fn create(&mut self, specs: &[MachineSpec]) -> Result<Vec<MachineInfo>> {
+        crate::controller::refuse_disk_limits(specs, "local")?;
         let first = self.records.len();
         let mut children = Vec::new();
         for spec in specs {

@@ -94,7 +94,7 @@ fn kv_scene(out: &Path, seed: u64) -> anyhow::Result<()> {
     let path = out.join("kv-scene.json");
     std::fs::write(&path, serde_json::to_string_pretty(r)?)?;
     println!(
-        "Result: {}; check 1000 random fault schedules with `dz kv sim-check --servers 3 --delegate`.",
+        "Result: {}; check 1000 random worlds and fault schedules with `dz kv sim-check`.",
         path.display()
     );
     anyhow::ensure!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::default_out;
 use super::progress::Progress;
-use crate::drivers::kv::sim_check::{Faults, SimCheckOptions, run_many};
+use crate::drivers::kv::sim_check::{Faults, SimCheckOptions, World, describe, run_many};
 use crate::error::Error;
 use crate::settings::Settings;
 use crate::systems::kv::{KvConfig, Persistence};
@@ -23,26 +23,36 @@ pub struct Args {
     /// Run exactly this seed (a replay).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
-    /// Faults to inject, comma-separated: crash, partition, drop, duplicate, reorder, none.
+    /// swarm: each seed draws servers (3-7), quorums, delegation,
+    /// persistence, window, batch, fault rates and disk faults; fixed: the
+    /// flags below.
+    #[arg(long, default_value = "swarm", value_parser = World::parse)]
+    world: World,
+    /// Faults to inject, comma-separated: crash, partition, drop, duplicate, reorder, disk, none.
     #[arg(long, default_value = Faults::ALL, value_parser = Faults::parse)]
     faults: Faults,
-    #[arg(long, default_value_t = 5)]
-    servers: usize,
+    /// Servers (fixed world) [default: 5].
+    #[arg(long)]
+    servers: Option<usize>,
     /// Seconds of load under faults per seed.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Worker threads [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
-    /// Persistence of the servers: fsync or none.
-    #[arg(long, default_value = "fsync", value_parser = persistence)]
-    persistence: Persistence,
-    /// Replicate through rotating coordinators.
+    /// Persistence of the servers (fixed world): fsync or none [default: fsync].
+    #[arg(long, value_parser = persistence)]
+    persistence: Option<Persistence>,
+    /// Replicate through rotating coordinators (fixed world).
     #[arg(long)]
     delegate: bool,
-    /// Check the deliberately broken variant (acknowledges before a quorum).
+    /// Check the deliberately broken variant that acknowledges before a quorum.
     #[arg(long)]
     broken: bool,
+    /// Check the broken variant that carries on after a failed write, as if
+    /// it had happened (the simulator's fail-stop switched off).
+    #[arg(long)]
+    no_fail_stop: bool,
     /// Where failing histories go [default: .tmp/kv-sim-check].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -56,15 +66,46 @@ fn persistence(s: &str) -> Result<Persistence, String> {
     }
 }
 
+/// The flags that replay a seed of this run.
+fn replay_flags(a: &Args) -> String {
+    let mut flags = format!("--faults {} --seconds {}", a.faults.names(), a.seconds);
+    if a.world == World::Fixed {
+        flags.push_str(" --world fixed");
+        if let Some(n) = a.servers {
+            flags.push_str(&format!(" --servers {n}"));
+        }
+        if a.persistence == Some(Persistence::None) {
+            flags.push_str(" --persistence none");
+        }
+        if a.delegate {
+            flags.push_str(" --delegate");
+        }
+    }
+    if a.broken {
+        flags.push_str(" --broken");
+    }
+    if a.no_fail_stop {
+        flags.push_str(" --no-fail-stop");
+    }
+    flags
+}
+
 pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
-    if a.servers == 0 || a.seconds == 0 {
+    if a.servers == Some(0) || a.seconds == 0 {
         return Err(Error::input("--servers and --seconds must be at least 1").into());
     }
+    if a.world == World::Swarm && (a.servers.is_some() || a.persistence.is_some() || a.delegate) {
+        return Err(Error::input(
+            "--servers, --persistence and --delegate set a fixed world: add --world fixed",
+        )
+        .into());
+    }
+    let persistence = a.persistence.unwrap_or(Persistence::Fsync);
     let opts = SimCheckOptions {
-        servers: a.servers,
+        servers: a.servers.unwrap_or(5),
         // Without fsync a crashed server must catch up before it may vote
         // again; crashes that come faster than that can stall the cluster.
-        gap: Duration::from_millis(if a.persistence == Persistence::None {
+        gap: Duration::from_millis(if persistence == Persistence::None {
             3000
         } else {
             100
@@ -72,11 +113,12 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         load: Duration::from_secs(a.seconds),
         faults: a.faults,
         config: KvConfig {
-            persistence: a.persistence,
+            persistence,
             delegate: a.delegate,
             unsafe_ack_before_quorum: a.broken,
             ..Default::default()
         },
+        fail_stop: !a.no_fail_stop,
         ..Default::default()
     };
     let seeds = match a.seed {
@@ -89,7 +131,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = Mutex::new(Progress::new(format!("checking {total} seeds")));
     let start = Instant::now();
-    let results = run_many(seeds, threads, &opts, &|done| {
+    let results = run_many(seeds, threads, a.world, &opts, &|done| {
         if let Ok(mut p) = progress.lock() {
             p.update(done as f64 / total as f64);
         }
@@ -98,18 +140,27 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         p.finish();
     }
     let wall = start.elapsed().as_secs_f64();
-    let failed: Vec<_> = results.iter().filter(|r| !r.verdict.linearizable).collect();
-    let stuck: Vec<_> = results.iter().filter(|r| r.unanswered > 0).collect();
+    let failed: Vec<_> = results.iter().filter(|r| r.failed()).collect();
+    let stuck: Vec<_> = results
+        .iter()
+        .filter(|r| !r.failed() && r.unanswered > 0)
+        .collect();
     let ops: usize = results.iter().map(|r| r.completed).sum();
     let view_changes: u64 = results.iter().map(|r| r.view_changes).sum();
+    let fail_stops: u64 = results.iter().map(|r| r.fail_stops).sum();
     let per_minute_core = results.len() as f64 / wall * 60.0 / threads as f64;
+    let world = match a.world {
+        World::Swarm => "worlds drawn per seed".to_string(),
+        World::Fixed => format!("{} servers", opts.servers),
+    };
     println!(
-        "{} seeds, {} servers, faults {}: {} operations checked, {} view changes; {} not linearizable, {} with unanswered requests",
+        "{} seeds, {world}, faults {}: {} operations checked, {} view changes, {} fail-stops; \
+         {} failed, {} with unanswered requests",
         results.len(),
-        a.servers,
         a.faults.names(),
         ops,
         view_changes,
+        fail_stops,
         failed.len(),
         stuck.len()
     );
@@ -118,39 +169,34 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     );
     if let Some(r) = results.first().filter(|_| results.len() == 1) {
         println!(
-            "seed {}: trace hash {}, {} operations",
-            r.seed, r.trace_hash, r.completed
+            "seed {}: trace hash {}, {} operations; world: {}",
+            r.seed,
+            r.trace_hash,
+            r.completed,
+            describe(&a.world.options(r.seed, &opts))
         );
     }
+    let flags = replay_flags(&a);
     let out = a
         .out
         .unwrap_or_else(|| default_out(settings, &["kv-sim-check"]));
-    let mut flags = format!(
-        "--faults {} --servers {} --seconds {}",
-        a.faults.names(),
-        a.servers,
-        a.seconds
-    );
-    if a.persistence == Persistence::None {
-        flags.push_str(" --persistence none");
-    }
-    if a.delegate {
-        flags.push_str(" --delegate");
-    }
-    if a.broken {
-        flags.push_str(" --broken");
-    }
-    for r in &failed {
-        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-        let path = out.join(format!("seed-{}.json", r.seed));
-        let text =
-            serde_json::to_string_pretty(&r.verdict).map_err(|e| Error::runtime(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
-        println!(
-            "FAILED seed {}: smallest failing history in {}",
-            r.seed,
-            path.display()
-        );
+    for r in failed.iter().take(20) {
+        let why = match &r.problem {
+            Some(p) => p.clone(),
+            None => {
+                std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+                let path = out.join(format!("seed-{}.json", r.seed));
+                let text = serde_json::to_string_pretty(&r.verdict)
+                    .map_err(|e| Error::runtime(e.to_string()))?;
+                std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+                format!(
+                    "not linearizable; smallest failing history in {}",
+                    path.display()
+                )
+            }
+        };
+        println!("FAILED seed {}: {why}", r.seed);
+        println!("  world: {}", describe(&a.world.options(r.seed, &opts)));
         println!("  replay: dz kv sim-check --seed {} {flags}", r.seed);
     }
     for r in stuck.iter().take(10) {

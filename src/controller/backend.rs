@@ -24,14 +24,29 @@ pub struct MachineSpec {
     /// Clock skew (simulated machines only; real clocks are what they are).
     #[serde(default)]
     pub skew: ClockSkew,
+    /// Size of the nodes' data file system in KiB (virtual mode: a tmpfs),
+    /// for trying what a full disk does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_kb: Option<u64>,
 }
 
 impl MachineSpec {
     pub fn named(name: impl Into<String>) -> Self {
         MachineSpec {
             name: name.into(),
-            skew: ClockSkew::default(),
+            ..Default::default()
         }
+    }
+}
+
+/// Refuses machines with a disk size on backends that cannot limit it.
+pub fn refuse_disk_limits(specs: &[MachineSpec], mode: &str) -> Result<()> {
+    match specs.iter().find(|s| s.disk_kb.is_some()) {
+        Some(s) => Err(Error::input(format!(
+            "machine {}: disk_kb (a size-limited disk) needs virtual mode, not {mode}",
+            s.name
+        ))),
+        None => Ok(()),
     }
 }
 

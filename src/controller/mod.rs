@@ -8,7 +8,7 @@ mod sim_backend;
 pub use crate::net::{Fault, ScheduledFault};
 pub use backend::{
     ClusterStats, ControlPlane, Deployment, LinkStats, MachineBackend, MachineInfo, MachineSpec,
-    MachineState, NodeStats,
+    MachineState, NodeStats, refuse_disk_limits,
 };
 pub use sim_backend::{SimBackend, cluster_stats};
 

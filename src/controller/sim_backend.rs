@@ -56,6 +56,8 @@ impl<S: System> MachineBackend for SimBackend<S> {
     }
 
     async fn create(&mut self, specs: &[MachineSpec]) -> Result<Vec<MachineInfo>> {
+        // In simulation a full disk is a storage fault with a capacity.
+        super::refuse_disk_limits(specs, "simulated")?;
         let mut out = Vec::with_capacity(specs.len());
         for spec in specs {
             let id = self.sim.add_machine(spec.skew);

@@ -226,6 +226,7 @@ impl MachineBackend for Ec2Backend {
     }
 
     async fn create(&mut self, specs: &[MachineSpec]) -> Result<Vec<MachineInfo>> {
+        crate::controller::refuse_disk_limits(specs, "cloud")?;
         let started = Instant::now();
         let ec2 = self.ec2().await;
         let first = self.records.len();

@@ -41,6 +41,15 @@ impl KvStore {
         self.data.is_empty()
     }
 
+    /// A digest of the data (not the client tables), for checkers that
+    /// compare replicas.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.data.hash(&mut h);
+        h.finish()
+    }
+
     pub fn get(&self, key: &str) -> Option<&String> {
         self.data.get(key)
     }

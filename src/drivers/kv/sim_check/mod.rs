@@ -1,8 +1,20 @@
 //! Many seeded simulations of a kv cluster under faults, each checked for
-//! linearizability: `dz kv sim-check`.
+//! linearizability, by an online agreement checker, and by the servers'
+//! own invariants: `dz kv sim-check`.
+//!
+//! A seed fails when its history is not linearizable, when replicas
+//! disagree on an applied prefix, when a server's invariant assertion
+//! fires (the panic is caught per seed), when the simulation spins, or when
+//! requests are left unanswered after every fault healed.
+
+mod agreement;
+mod world;
+
+pub use world::{DiskFaults, Rates, World, describe, draw};
 
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,13 +24,14 @@ use serde::Serialize;
 
 use super::check::{Verdict, check_history};
 use crate::error::{Error, Result};
-use crate::net::{ClockSkew, Latency, MessageFaults};
-use crate::node::{MachineId, NodeId};
+use crate::net::{ClockSkew, Fault, Latency, MessageFaults};
+use crate::node::{MachineId, NodeId, StorageFaults};
 use crate::rng::stream;
 use crate::sim::{SimConfig, Simulation};
 use crate::systems::kv::workload::Workload;
 use crate::systems::kv::{Kv, KvConfig, KvNode, Persistence};
 use crate::systems::{NodeSpec, Roster, System};
+use agreement::Agreement;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Faults {
@@ -27,10 +40,12 @@ pub struct Faults {
     pub drop: bool,
     pub duplicate: bool,
     pub reorder: bool,
+    /// Failed appends and syncs, full disks.
+    pub disk: bool,
 }
 
 impl Faults {
-    pub const ALL: &'static str = "crash,partition,drop,duplicate,reorder";
+    pub const ALL: &'static str = "crash,partition,drop,duplicate,reorder,disk";
 
     pub fn parse(s: &str) -> std::result::Result<Faults, String> {
         let mut f = Faults::default();
@@ -41,6 +56,7 @@ impl Faults {
                 "drop" => f.drop = true,
                 "duplicate" => f.duplicate = true,
                 "reorder" => f.reorder = true,
+                "disk" => f.disk = true,
                 "none" => {}
                 other => return Err(format!("unknown fault {other:?} (faults: {})", Self::ALL)),
             }
@@ -55,6 +71,7 @@ impl Faults {
             ("drop", self.drop),
             ("duplicate", self.duplicate),
             ("reorder", self.reorder),
+            ("disk", self.disk),
         ];
         let on: Vec<&str> = all.iter().filter(|(_, b)| *b).map(|(n, _)| *n).collect();
         if on.is_empty() {
@@ -72,10 +89,17 @@ pub struct SimCheckOptions {
     /// Time after the load, with every fault healed, for answers to arrive.
     pub settle: Duration,
     pub faults: Faults,
+    pub rates: Rates,
+    pub disk: DiskFaults,
     /// Least time between one fault's end and the next one's start.
     pub gap: Duration,
     pub config: KvConfig,
     pub workload: Workload,
+    /// Stop a server whose write failed (false: the broken variant that
+    /// carries on and acknowledges as if the write had happened).
+    pub fail_stop: bool,
+    /// Check agreement of applied prefixes after every event.
+    pub online_check: bool,
 }
 
 impl Default for SimCheckOptions {
@@ -85,6 +109,8 @@ impl Default for SimCheckOptions {
             load: Duration::from_secs(10),
             settle: Duration::from_secs(4),
             faults: Faults::parse(Faults::ALL).expect("all faults parse"),
+            rates: Rates::default(),
+            disk: DiskFaults::default(),
             gap: Duration::from_millis(100),
             config: KvConfig {
                 persistence: Persistence::Fsync,
@@ -101,6 +127,8 @@ impl Default for SimCheckOptions {
                 final_reads: true,
                 ..Default::default()
             },
+            fail_stop: true,
+            online_check: true,
         }
     }
 }
@@ -109,39 +137,49 @@ impl Default for SimCheckOptions {
 pub struct SeedResult {
     pub seed: u64,
     pub verdict: Verdict,
+    /// Why the seed failed besides its history: a broken invariant, a
+    /// disagreement, a spinning simulation.
+    pub problem: Option<String>,
     pub completed: usize,
     pub unanswered: usize,
     pub trace_hash: String,
     pub view_changes: u64,
     pub log_tails_cut: u64,
     pub coordinator_takeovers: u64,
+    /// Servers stopped by a failed write (fail-stop).
+    pub fail_stops: u64,
 }
 
-#[derive(Clone, Debug)]
-enum Action {
-    Crash(u32),
-    Restart(u32),
-    Isolate(u32, bool),
-    Split(Vec<u32>, bool),
+impl SeedResult {
+    pub fn failed(&self) -> bool {
+        !self.verdict.linearizable || self.problem.is_some()
+    }
 }
 
-/// The fault schedule of a seed: crashes and partitions of at most a
-/// minority at a time, each lasting 0.3 to 2 s.
-fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Action)> {
+/// The fault schedule of a seed: crashes, partitions and disk faults of at
+/// most as many servers as the quorums tolerate, each lasting 0.3 to 2 s.
+fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Fault)> {
     let mut rng = stream(seed, "kv-faults", 0);
     let n = opts.servers as u32;
-    let minority = (n - 1) / 2;
+    let c = &opts.config;
+    let quorum = c
+        .replication_quorum
+        .size(opts.servers)
+        .max(c.recovery_quorum.size(opts.servers));
+    let tolerated = n.saturating_sub(quorum as u32);
     let mut out = Vec::new();
     let mut t = 0.5;
     let end = opts.load.as_secs_f64();
-    let kinds: Vec<u8> = [(0, opts.faults.crash), (1, opts.faults.partition)]
+    let f = opts.faults;
+    let kinds: Vec<u8> = [(0, f.crash), (1, f.partition), (2, f.disk)]
         .iter()
         .filter(|(_, on)| *on)
         .map(|(k, _)| *k)
         .collect();
-    if kinds.is_empty() || minority == 0 {
+    if kinds.is_empty() || tolerated == 0 {
         return out;
     }
+    let m = MachineId;
     while t < end {
         let kind = kinds[rng.random_range(0..kinds.len())];
         let lasts = rng.random_range(0.3..2.0);
@@ -149,27 +187,79 @@ fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Action)> {
         let at = Duration::from_secs_f64(t);
         let back = Duration::from_secs_f64(until);
         let mut servers: Vec<u32> = (0..n).collect();
-        // Pick a random minority.
         for i in (1..servers.len()).rev() {
             servers.swap(i, rng.random_range(0..=i));
         }
-        let count = rng.random_range(1..=minority) as usize;
+        let count = rng.random_range(1..=tolerated) as usize;
         let group: Vec<u32> = servers[..count].to_vec();
         match kind {
             0 => {
                 for &s in &group {
-                    out.push((at, Action::Crash(s)));
-                    out.push((back, Action::Restart(s)));
+                    out.push((at, Fault::Crash { machine: m(s) }));
+                    out.push((back, Fault::Restart { machine: m(s) }));
+                }
+            }
+            2 => {
+                // Failing writes, or a disk that fills: the server stops
+                // (fail-stop) and comes back once the disk is replaced.
+                let full = rng.random_bool(0.5);
+                for &s in &group {
+                    let faults = StorageFaults {
+                        write_error: if full { 0.0 } else { opts.disk.error_rate },
+                        sync_error: if full { 0.0 } else { opts.disk.error_rate },
+                        capacity: full.then_some(opts.disk.full_after),
+                    };
+                    out.push((
+                        at,
+                        Fault::Storage {
+                            machine: Some(m(s)),
+                            faults,
+                        },
+                    ));
+                    // The disk is replaced and the machine rebooted: the
+                    // server comes back with what it had made durable.
+                    out.push((
+                        back,
+                        Fault::Storage {
+                            machine: Some(m(s)),
+                            faults: StorageFaults::default(),
+                        },
+                    ));
+                    out.push((back, Fault::Crash { machine: m(s) }));
+                    out.push((back, Fault::Restart { machine: m(s) }));
                 }
             }
             _ if rng.random_bool(0.5) => {
                 let s = group[0];
-                out.push((at, Action::Isolate(s, true)));
-                out.push((back, Action::Isolate(s, false)));
+                out.push((at, Fault::Isolate { machine: m(s) }));
+                out.push((
+                    back,
+                    Fault::Heal {
+                        machine: Some(m(s)),
+                    },
+                ));
             }
             _ => {
-                out.push((at, Action::Split(group.clone(), true)));
-                out.push((back, Action::Split(group, false)));
+                for &a in &group {
+                    for b in (0..n).filter(|b| !group.contains(b)) {
+                        for (from, to) in [(a, b), (b, a)] {
+                            out.push((
+                                at,
+                                Fault::LinkDown {
+                                    from: m(from),
+                                    to: m(to),
+                                },
+                            ));
+                            out.push((
+                                back,
+                                Fault::LinkUp {
+                                    from: m(from),
+                                    to: m(to),
+                                },
+                            ));
+                        }
+                    }
+                }
             }
         }
         t = until + opts.gap.as_secs_f64() + rng.random_range(0.0..0.9);
@@ -178,26 +268,11 @@ fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Action)> {
     out
 }
 
-fn apply(sim: &mut Simulation<KvNode>, n: u32, action: &Action) {
-    match action {
-        Action::Crash(s) => sim.crash(MachineId(*s)),
-        Action::Restart(s) => sim.restart(MachineId(*s)),
-        Action::Isolate(s, on) => sim.isolate(MachineId(*s), *on),
-        Action::Split(group, down) => {
-            for &a in group {
-                for b in (0..n).filter(|b| !group.contains(b)) {
-                    sim.set_link_up(MachineId(a), MachineId(b), !down);
-                    sim.set_link_up(MachineId(b), MachineId(a), !down);
-                }
-            }
-        }
-    }
-}
-
 /// Builds the cluster: servers on machines 0..n, then the clients.
 pub fn build(seed: u64, opts: &SimCheckOptions) -> Result<Simulation<KvNode>> {
     let mut cfg = SimConfig::new(seed);
     cfg.default_latency = Some(Latency::Uniform { lo: 0.5, hi: 3.0 });
+    cfg.fail_stop = opts.fail_stop;
     let mut sim = Simulation::new(cfg);
     let mut workload = opts.workload.clone();
     workload.duration_ms = opts.load.as_secs_f64() * 1e3;
@@ -238,32 +313,66 @@ pub fn run_seed(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
     run_seed_sim(seed, opts).map(|(r, _)| r)
 }
 
+/// Runs the simulation to `until`, checking agreement after every event.
+fn run_to(
+    sim: &mut Simulation<KvNode>,
+    until: Duration,
+    agreement: &mut Option<Agreement>,
+) -> std::result::Result<(), String> {
+    match agreement {
+        Some(a) => {
+            while sim.step(until) {
+                a.observe(sim)?;
+            }
+            sim.run_until(until);
+        }
+        None => sim.run_until(until),
+    }
+    match sim.halted() {
+        Some(why) => Err(why.to_string()),
+        None => Ok(()),
+    }
+}
+
 /// [`run_seed`], keeping the simulation for a closer look.
 pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Simulation<KvNode>)> {
     let mut sim = build(seed, opts)?;
     let n = opts.servers as u32;
     let f = opts.faults;
     let message_faults = MessageFaults {
-        loss: if f.drop { 0.05 } else { 0.0 },
-        duplicate: if f.duplicate { 0.05 } else { 0.0 },
-        reorder: if f.reorder { 0.1 } else { 0.0 },
+        loss: if f.drop { opts.rates.loss } else { 0.0 },
+        duplicate: if f.duplicate {
+            opts.rates.duplicate
+        } else {
+            0.0
+        },
+        reorder: if f.reorder { opts.rates.reorder } else { 0.0 },
         reorder_ms: Some(20.0),
         ..Default::default()
     };
     sim.set_faults(None, &message_faults)?;
-    for (at, action) in schedule(seed, opts) {
-        sim.run_until(at);
-        apply(&mut sim, n, &action);
-    }
-    sim.run_until(opts.load);
-    // Heal everything and let the clients finish.
-    sim.heal();
-    sim.set_faults(None, &MessageFaults::default())?;
-    for m in 0..n {
-        sim.restart(MachineId(m));
-    }
-    sim.run_until(opts.load + opts.settle);
-    let result = outcome(seed, &sim, opts);
+    let mut agreement = opts.online_check.then(|| Agreement::new(opts.servers));
+    let ran = (|| {
+        for (at, fault) in schedule(seed, opts) {
+            run_to(&mut sim, at, &mut agreement)?;
+            sim.apply(&fault).map_err(|e| e.to_string())?;
+        }
+        run_to(&mut sim, opts.load, &mut agreement)?;
+        // Heal everything and let the clients finish.
+        sim.heal();
+        sim.set_faults(None, &MessageFaults::default())
+            .map_err(|e| e.to_string())?;
+        if f.disk {
+            sim.set_storage_faults(None, &StorageFaults::default())
+                .map_err(|e| e.to_string())?;
+        }
+        for m in 0..n {
+            sim.restart(MachineId(m));
+        }
+        run_to(&mut sim, opts.load + opts.settle, &mut agreement)
+    })();
+    let mut result = outcome(seed, &sim, opts);
+    result.problem = ran.err();
     Ok((result, sim))
 }
 
@@ -284,10 +393,50 @@ pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> S
         completed: history.len() - unanswered,
         unanswered,
         verdict: check_history(&history),
+        problem: None,
         trace_hash: format!("{:016x}", sim.trace_hash()),
         view_changes: counter("view_changes"),
         log_tails_cut: counter("log_tail_cut"),
         coordinator_takeovers: counter("coordinator_takeovers"),
+        fail_stops: counter("fail_stops"),
+    }
+}
+
+/// A seed whose run panicked (a broken invariant): no history to check.
+fn panicked(seed: u64, why: String) -> SeedResult {
+    SeedResult {
+        seed,
+        verdict: Verdict {
+            linearizable: true,
+            operations: 0,
+            keys: 0,
+            skipped: 0,
+            violation: None,
+        },
+        problem: Some(format!("invariant broken: {why}")),
+        completed: 0,
+        unanswered: 0,
+        trace_hash: String::new(),
+        view_changes: 0,
+        log_tails_cut: 0,
+        coordinator_takeovers: 0,
+        fail_stops: 0,
+    }
+}
+
+/// One seed in `world`, with a panic caught and reported as its failure.
+pub fn check_seed(seed: u64, world: World, base: &SimCheckOptions) -> Result<SeedResult> {
+    let opts = world.options(seed, base);
+    match catch_unwind(AssertUnwindSafe(|| run_seed(seed, &opts))) {
+        Ok(r) => r,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            Ok(panicked(seed, why))
+        }
     }
 }
 
@@ -295,6 +444,7 @@ pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> S
 pub fn run_many(
     seeds: Range<u64>,
     threads: usize,
+    world: World,
     opts: &SimCheckOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<SeedResult>> {
@@ -310,7 +460,7 @@ pub fn run_many(
                     if seed >= seeds.end {
                         return;
                     }
-                    match run_seed(seed, opts) {
+                    match check_seed(seed, world, opts) {
                         Ok(r) => results.lock().expect("results lock").push(r),
                         Err(e) => {
                             error.lock().expect("error lock").get_or_insert(e);
