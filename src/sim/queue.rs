@@ -91,13 +91,14 @@ pub(crate) struct EventQueue<M> {
     current: BinaryHeap<Numbered<M>>,
     window: u64,
     /// Bucket `b` (window < b < window + BUCKETS) lives at `b % BUCKETS`.
-    /// An emptied bucket keeps the spent run's allocation, so buckets
-    /// rarely allocate and memory follows the pending events.
     buckets: Vec<Vec<Event<M>>>,
     /// Bit `i` set: bucket slot `i` holds events.
     occupied: Box<[u64; WORDS]>,
     in_buckets: usize,
     overflow: BinaryHeap<Numbered<M>>,
+    /// Empty vectors with capacity, so buckets need not allocate; only as
+    /// many as buckets in use, so memory follows the pending events.
+    pool: Vec<Vec<Event<M>>>,
 }
 
 impl<M> EventQueue<M> {
@@ -111,6 +112,7 @@ impl<M> EventQueue<M> {
             occupied: Box::new([0; WORDS]),
             in_buckets: 0,
             overflow: BinaryHeap::new(),
+            pool: Vec::new(),
         }
     }
 
@@ -133,9 +135,20 @@ impl<M> EventQueue<M> {
     #[inline(always)]
     fn put(&mut self, b: u64, ev: Event<M>) {
         let i = (b % BUCKETS) as usize;
+        if self.buckets[i].capacity() == 0 {
+            self.refill(i);
+        }
         self.buckets[i].push(ev);
         self.occupied[i / 64] |= 1 << (i % 64);
         self.in_buckets += 1;
+    }
+
+    /// Gives an empty bucket a spare allocation.
+    #[cold]
+    fn refill(&mut self, i: usize) {
+        if let Some(spare) = self.pool.pop() {
+            self.buckets[i] = spare;
+        }
     }
 
     #[cold]
@@ -208,8 +221,11 @@ impl<M> EventQueue<M> {
         }
         let i = (b % BUCKETS) as usize;
         self.occupied[i / 64] &= !(1 << (i % 64));
-        // The run is empty; its allocation stays with the bucket.
-        std::mem::swap(&mut self.run, &mut self.buckets[i]);
+        // The spent run's allocation will serve another bucket.
+        let spent = std::mem::replace(&mut self.run, std::mem::take(&mut self.buckets[i]));
+        if spent.capacity() > 0 {
+            self.pool.push(spent);
+        }
         self.in_buckets -= self.run.len();
         // Stable by time, then reversed: pops come in (time, seq) order.
         self.run.sort_by_key(|e| e.time);
