@@ -73,13 +73,25 @@ impl Node {
         }
         self.pings += 1;
         let from = self.id;
-        self.out.send(Packet { from, to, ping: true }).await;
+        self.out
+            .send(Packet {
+                from,
+                to,
+                ping: true,
+            })
+            .await;
     }
 
     pub async fn deliver(&mut self, p: Packet) {
         if p.ping {
             let (from, to) = (self.id, p.from);
-            self.out.send(Packet { from, to, ping: false }).await;
+            self.out
+                .send(Packet {
+                    from,
+                    to,
+                    ping: false,
+                })
+                .await;
         } else {
             self.pongs += 1;
         }
@@ -116,7 +128,12 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { nodes: 1000, sim_ms: 10_000, seed: 1, threads: 1 };
+    let mut a = Args {
+        nodes: 1000,
+        sim_ms: 10_000,
+        seed: 1,
+        threads: 1,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -142,7 +159,10 @@ fn main() {
     });
     let rng = |i: u64| Xoshiro256PlusPlus::seed_from_u64(a.seed.wrapping_mul(1 << 32) ^ i);
     let net_mbox = Mailbox::with_capacity(1 << 16);
-    let mut net = Network { rng: rng(u64::MAX), links: Vec::new() };
+    let mut net = Network {
+        rng: rng(u64::MAX),
+        links: Vec::new(),
+    };
     let mut bench = SimInit::with_num_threads(a.threads);
     let mut nodes = Vec::new();
     for id in 0..a.nodes {
@@ -169,7 +189,8 @@ fn main() {
         .init(MonotonicTime::EPOCH)
         .expect("the bench assembles");
     let start = Instant::now();
-    simu.step_until(Duration::from_millis(a.sim_ms)).expect("the run completes");
+    simu.step_until(Duration::from_millis(a.sim_ms))
+        .expect("the run completes");
     let wall = start.elapsed().as_secs_f64();
     let deliveries = DELIVERIES.load(Ordering::Relaxed);
     println!(
