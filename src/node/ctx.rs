@@ -130,7 +130,9 @@ impl<'a, M> Ctx<'a, M> {
         {
             self.effects.stop = Some(Stop::Failed(why));
         }
-        self.effects.discard_if_failed();
+        if self.effects.stop.is_some() {
+            self.effects.discard_if_failed();
+        }
     }
 
     pub fn me(&self) -> NodeId {

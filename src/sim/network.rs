@@ -36,6 +36,9 @@ pub struct Network {
     /// True once any link went down or any machine was isolated; lets the
     /// common case skip the checks at delivery.
     partitions: bool,
+    /// No explicit links, faults or partitions: every message takes the
+    /// default (or local) latency.
+    plain: bool,
 }
 
 impl Network {
@@ -58,6 +61,7 @@ impl Network {
             isolated: Vec::new(),
             machine_faults: Vec::new(),
             partitions: false,
+            plain: true,
         }
     }
 
@@ -76,6 +80,7 @@ impl Network {
         let link = &mut self.links[i];
         link.latency = Some(spec.latency.sampler());
         link.faults = faults;
+        self.refresh_plain();
         Ok(())
     }
 
@@ -99,6 +104,7 @@ impl Network {
         let i = self.link_index(from, to);
         self.links[i].up = up;
         self.partitions |= !up;
+        self.refresh_plain();
     }
 
     pub fn link_up(&self, from: u32, to: u32) -> bool {
@@ -111,6 +117,7 @@ impl Network {
     pub fn set_isolated(&mut self, machine: u32, on: bool) {
         self.isolated[machine as usize] = on;
         self.partitions |= on;
+        self.refresh_plain();
     }
 
     /// Brings every link up and ends every isolation.
@@ -118,6 +125,7 @@ impl Network {
         self.isolated.iter_mut().for_each(|i| *i = false);
         self.links.iter_mut().for_each(|l| l.up = true);
         self.partitions = false;
+        self.refresh_plain();
     }
 
     /// Faults on everything `machine` sends (`None`: every machine).
@@ -129,12 +137,34 @@ impl Network {
             Some(m) => self.machine_faults[m as usize] = compiled.map(Box::new),
             None => self.global_faults = compiled,
         }
+        self.refresh_plain();
         Ok(())
+    }
+
+    fn refresh_plain(&mut self) {
+        self.plain = self.index.is_empty()
+            && !self.partitions
+            && self.global_faults.is_none()
+            && self.machine_faults.iter().all(Option::is_none);
     }
 
     /// Decides the fate of one message from machine `from` to `to`.
     /// `sender_rng` is the sending machine's network stream.
+    #[inline(always)]
     pub fn route(&mut self, from: u32, to: u32, kind: usize, sender_rng: &mut DetRng) -> Verdict {
+        if self.plain
+            && from != to
+            && let Some(latency) = &self.default
+        {
+            return Verdict::Deliver {
+                delay: latency.sample(sender_rng),
+                duplicate: None,
+            };
+        }
+        self.route_slow(from, to, kind, sender_rng)
+    }
+
+    fn route_slow(&mut self, from: u32, to: u32, kind: usize, sender_rng: &mut DetRng) -> Verdict {
         if from == to {
             return Verdict::Deliver {
                 delay: self.local.sample(sender_rng),

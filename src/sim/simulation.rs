@@ -242,6 +242,7 @@ impl<N: Node> Simulation<N> {
         self.core.queue.len()
     }
 
+    #[inline(always)]
     pub(super) fn record(&mut self, ev: TraceEvent) {
         self.core.trace.record(self.core.now, ev);
     }

@@ -128,6 +128,7 @@ pub struct Trace {
 }
 
 const MUL: u64 = 0x517c_c1b7_2722_0a95;
+const MUL_B: u64 = 0x9e37_79b9_7f4a_7c15;
 const START: u64 = 0xcbf2_9ce4_8422_2325;
 
 impl Trace {
@@ -154,11 +155,12 @@ impl Trace {
     #[inline(always)]
     pub fn record(&mut self, time_ns: u64, ev: TraceEvent) {
         let [a, b, c] = ev.words();
-        let mut h = self.hash;
-        for word in [time_ns, a, b, c] {
-            h = (h.rotate_left(5) ^ word).wrapping_mul(MUL);
-        }
-        self.hash = h;
+        // The words mix independently; only one multiply is on the chain
+        // from one event's hash to the next.
+        let m = (time_ns ^ a.rotate_left(29)).wrapping_mul(MUL)
+            ^ b.wrapping_mul(MUL_B)
+            ^ c.rotate_left(43);
+        self.hash = (self.hash.rotate_left(5) ^ m).wrapping_mul(MUL);
         if self.out.is_some() {
             self.write_line(time_ns, ev);
         }
