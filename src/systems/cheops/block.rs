@@ -105,10 +105,7 @@ pub fn plan_run(block: &[Operation], applied: &[String], config: &ResourceConfig
         };
     }
     let is_prefix = applied.len() <= block.len()
-        && applied
-            .iter()
-            .zip(block)
-            .all(|(a, op)| *a == op.request_id);
+        && applied.iter().zip(block).all(|(a, op)| *a == op.request_id);
     let missing: Vec<usize> = (0..block.len())
         .filter(|&i| !applied.contains(&block[i].request_id))
         .collect();
@@ -160,10 +157,22 @@ mod tests {
     #[test]
     fn append_follows_the_matrix() {
         let c = counter_config();
-        assert_eq!(ids(&append(&[op("set", "set-init")], op("set", "set-new"), &c)), ["set-new"]);
-        assert_eq!(ids(&append(&[op("set", "set")], op("inc", "inc"), &c)), ["set", "inc"]);
-        assert_eq!(ids(&append(&[op("dec", "dec")], op("set", "set"), &c)), ["set"]);
-        assert_eq!(ids(&append(&[op("dec", "dec")], op("inc", "inc"), &c)), ["dec", "inc"]);
+        assert_eq!(
+            ids(&append(&[op("set", "set-init")], op("set", "set-new"), &c)),
+            ["set-new"]
+        );
+        assert_eq!(
+            ids(&append(&[op("set", "set")], op("inc", "inc"), &c)),
+            ["set", "inc"]
+        );
+        assert_eq!(
+            ids(&append(&[op("dec", "dec")], op("set", "set"), &c)),
+            ["set"]
+        );
+        assert_eq!(
+            ids(&append(&[op("dec", "dec")], op("inc", "inc"), &c)),
+            ["dec", "inc"]
+        );
         assert_eq!(ids(&append(&[], op("inc", "inc"), &c)), ["inc"]);
     }
 
@@ -173,16 +182,35 @@ mod tests {
         let c = counter_config();
         let none = ResourceConfig::default();
         let m = |a: &[Operation], b: &[Operation], c: &ResourceConfig| {
-            ids(&merge(a, b, c)).iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            ids(&merge(a, b, c))
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
         };
-        assert_eq!(m(&[op("inc", "inc")], &[op("dec", "dec")], &none), ["inc", "dec"]);
-        assert_eq!(m(&[op("set", "set")], &[op("dec", "dec")], &c), ["set", "dec"]);
-        assert_eq!(m(&[op("dec", "dec")], &[op("set", "set")], &c), ["set", "dec"]);
-        assert_eq!(m(&[op("set", "set-main")], &[op("set", "set-conflict")], &c), ["set-main"]);
+        assert_eq!(
+            m(&[op("inc", "inc")], &[op("dec", "dec")], &none),
+            ["inc", "dec"]
+        );
+        assert_eq!(
+            m(&[op("set", "set")], &[op("dec", "dec")], &c),
+            ["set", "dec"]
+        );
+        assert_eq!(
+            m(&[op("dec", "dec")], &[op("set", "set")], &c),
+            ["set", "dec"]
+        );
+        assert_eq!(
+            m(&[op("set", "set-main")], &[op("set", "set-conflict")], &c),
+            ["set-main"]
+        );
         assert_eq!(
             m(
                 &[op("set", "set"), op("inc", "inc1"), op("inc", "inc-main")],
-                &[op("set", "set"), op("inc", "inc1"), op("inc", "inc-conflict")],
+                &[
+                    op("set", "set"),
+                    op("inc", "inc1"),
+                    op("inc", "inc-conflict")
+                ],
                 &c
             ),
             ["set", "inc1", "inc-main", "inc-conflict"]
@@ -190,11 +218,19 @@ mod tests {
         // Vectors 6 and 7 merge with the conflict's config (counterConfig),
         // which wins over the main side's empty one.
         assert_eq!(
-            m(&[op("set", "set-0"), op("inc", "inc1")], &[op("set", "set-1"), op("inc", "inc2")], &c),
+            m(
+                &[op("set", "set-0"), op("inc", "inc1")],
+                &[op("set", "set-1"), op("inc", "inc2")],
+                &c
+            ),
             ["set-0", "inc1", "inc2"]
         );
         assert_eq!(
-            m(&[op("inc", "inc-0"), op("inc", "inc-1")], &[op("set", "set-1"), op("inc", "inc-2")], &c),
+            m(
+                &[op("inc", "inc-0"), op("inc", "inc-1")],
+                &[op("set", "set-1"), op("inc", "inc-2")],
+                &c
+            ),
             ["set-1", "inc-0", "inc-1", "inc-2"]
         );
     }
@@ -218,7 +254,10 @@ mod tests {
                 result: ResolutionType::AnyOrder,
             });
         }
-        assert_eq!(ids(&merge(&[op("inc", "i")], &[op("dec", "d")], &two)), ["i", "d"]);
+        assert_eq!(
+            ids(&merge(&[op("inc", "i")], &[op("dec", "d")], &two)),
+            ["i", "d"]
+        );
     }
 
     // TestFindOperations (applied = the replies, in block order).
@@ -234,7 +273,11 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let three = b(&[("set", "set"), ("inc", "inc1"), ("inc", "inc2")]);
         assert_eq!(plan_run(&b(&[("set", "set")]), &[], &c).run, [0]);
-        assert!(plan_run(&three[..2], &s(&["set", "inc1"]), &c).run.is_empty());
+        assert!(
+            plan_run(&three[..2], &s(&["set", "inc1"]), &c)
+                .run
+                .is_empty()
+        );
         let p = plan_run(&three, &s(&["set", "inc2"]), &c);
         assert_eq!((p.run, p.restore_base), (vec![0, 1, 2], true));
         assert_eq!(plan_run(&three, &[], &c).run, [0, 1, 2]);
@@ -250,6 +293,9 @@ mod tests {
         // The state holds set-t, which the block no longer has.
         let block = [op("set", "s"), op("inc", "i")];
         let p = plan_run(&block, &["t".to_string()], &c);
-        assert_eq!((p.run, p.new_base, p.restore_base), (vec![0, 1], true, false));
+        assert_eq!(
+            (p.run, p.new_base, p.restore_base),
+            (vec![0, 1], true, false)
+        );
     }
 }

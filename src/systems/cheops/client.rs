@@ -114,7 +114,10 @@ impl Client {
         self.sent.clear();
         if ctx.now() == Duration::ZERO {
             for (i, s) in self.workload.script.iter().enumerate() {
-                ctx.set_timer(Duration::from_secs_f64(s.at_ms / 1e3), SCRIPT + 1 + i as u64);
+                ctx.set_timer(
+                    Duration::from_secs_f64(s.at_ms / 1e3),
+                    SCRIPT + 1 + i as u64,
+                );
             }
         }
         if self.workload.interval_ms > 0.0 && !self.workload.resources.is_empty() {

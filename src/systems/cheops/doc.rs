@@ -137,6 +137,22 @@ impl ResourceDoc {
         order_of(&self.seen, self.digest(), &other.seen, other.digest())
     }
 
+    /// The operations of this copy that `other` has not dropped: one it
+    /// knows but no longer holds was superseded there (a take-one or a
+    /// new block). The original merges whole blocks, so a stale side that
+    /// wins CouchDB's draw brings a superseded operation back and loses
+    /// the later write; here it stays dropped.
+    fn live(&self, other: &ResourceDoc) -> Vec<Operation> {
+        self.ops
+            .iter()
+            .filter(|o| {
+                !other.known.contains(&o.request_id)
+                    || other.ops.iter().any(|p| p.request_id == o.request_id)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The copy both sides end with. Diverged copies merge with the copy
     /// of larger digest as main (CouchDB's deterministic winner) under
     /// the winning config.
@@ -159,7 +175,7 @@ impl ResourceDoc {
                 ResourceDoc {
                     id: main.id.clone(),
                     sites: main.sites.clone(),
-                    ops: merge(&main.ops, &conflict.ops, &config),
+                    ops: merge(&main.live(conflict), &conflict.live(main), &config),
                     config,
                     seen,
                     known: main.known.union(&conflict.known).cloned().collect(),
@@ -176,7 +192,11 @@ mod tests {
     use super::*;
 
     fn doc() -> ResourceDoc {
-        ResourceDoc::new("r", vec!["a".into(), "b".into(), "c".into()], counter_config())
+        ResourceDoc::new(
+            "r",
+            vec!["a".into(), "b".into(), "c".into()],
+            counter_config(),
+        )
     }
 
     #[test]
@@ -195,6 +215,13 @@ mod tests {
         let all = ab_c.reconcile(&c_ba).reconcile(&bc_a);
         assert_eq!(all, bc_a.reconcile(&ab_c).reconcile(&c_ba));
         assert_eq!(all.known.len(), 4);
+        // set 29 superseded set 23 at a: it stays superseded whichever
+        // side wins the draw, and both increments follow it.
+        for d in [&ab_c, &c_ba, &bc_a, &all] {
+            let ids: Vec<&str> = d.ops.iter().map(|o| o.request_id.as_str()).collect();
+            assert_eq!(ids[0], "s29", "{ids:?}");
+            assert_eq!(ids.len(), 3, "{ids:?}");
+        }
         assert_eq!(a.reconcile(&base), a);
         assert_eq!(base.reconcile(&a), a);
         // A retried request is not taken again.

@@ -128,6 +128,8 @@ mod tests {
         assert!(!execute(&mut k, "SADD x error").ok);
         assert!(!execute(&mut k, "").ok);
         assert!(!execute(&mut k, "INCRBY x").ok);
-        assert!(!execute(&mut k, "INCRBY x 9223372036854775807").ok || k["x"] == "9223372036854775807");
+        assert!(
+            !execute(&mut k, "INCRBY x 9223372036854775807").ok || k["x"] == "9223372036854775807"
+        );
     }
 }

@@ -121,10 +121,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.lookup("apply", "apply"), Some(ResolutionType::TakeOne));
-        assert_eq!(c.lookup("scale", "apply"), Some(ResolutionType::ReverseOrder));
+        assert_eq!(
+            c.lookup("scale", "apply"),
+            Some(ResolutionType::ReverseOrder)
+        );
         assert_eq!(c.lookup("scale", "scale"), None);
         assert!(ResourceConfig::parse(r#"{"ResolutionMatrix":[{"Before":"a"}]}"#).is_err());
-        assert!(ResourceConfig::parse(r#"{"ResolutionMatrix":[{"Before":"a","After":"b","Result":"sometimes"}]}"#).is_err());
+        assert!(
+            ResourceConfig::parse(
+                r#"{"ResolutionMatrix":[{"Before":"a","After":"b","Result":"sometimes"}]}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]
