@@ -109,7 +109,7 @@ pub fn plan_run(block: &[Operation], applied: &[String], config: &ResourceConfig
     let missing: Vec<usize> = (0..block.len())
         .filter(|&i| !applied.contains(&block[i].request_id))
         .collect();
-    if is_prefix || missing.is_empty() {
+    if is_prefix {
         return RunPlan {
             restore_base: false,
             new_base: applied.is_empty(),

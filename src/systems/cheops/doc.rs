@@ -96,6 +96,22 @@ pub fn order_of(
     }
 }
 
+/// Merges two diverged copies' blocks, leaving out what one side already
+/// superseded. When each side superseded something the other holds, no
+/// side is plainly later, and the blocks merge whole, as the original's.
+fn merge_live(
+    main: &ResourceDoc,
+    conflict: &ResourceDoc,
+    config: &ResourceConfig,
+) -> Vec<Operation> {
+    let (m, c) = (main.live(conflict), conflict.live(main));
+    if m.len() < main.ops.len() && c.len() < conflict.ops.len() {
+        merge(&main.ops, &conflict.ops, config)
+    } else {
+        merge(&m, &c, config)
+    }
+}
+
 impl ResourceDoc {
     pub fn new(id: &str, sites: Vec<String>, config: ResourceConfig) -> ResourceDoc {
         ResourceDoc {
@@ -175,7 +191,7 @@ impl ResourceDoc {
                 ResourceDoc {
                     id: main.id.clone(),
                     sites: main.sites.clone(),
-                    ops: merge(&main.live(conflict), &conflict.live(main), &config),
+                    ops: merge_live(main, conflict, &config),
                     config,
                     seen,
                     known: main.known.union(&conflict.known).cloned().collect(),

@@ -127,7 +127,7 @@ impl System for Cheops {
         match spec.role.as_str() {
             "site" => {
                 let cfg: SiteConfig = parse_config(spec)?;
-                if !(cfg.anti_entropy_ms > 0.0) {
+                if cfg.anti_entropy_ms.is_nan() || cfg.anti_entropy_ms <= 0.0 {
                     return Err(bad("anti_entropy_ms must be > 0".into()));
                 }
                 Ok(CheopsNode::Site(Box::new(site::Site::new(
