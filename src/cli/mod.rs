@@ -4,6 +4,7 @@
 
 mod bench;
 pub use bench::pingpong_sim;
+mod cheops;
 mod clean;
 mod clocks;
 pub(crate) mod cluster;
@@ -75,6 +76,10 @@ enum Command {
     /// Load on a kv service (DistZero's, or etcd) with latency figures and
     /// an optional linearizability check.
     KvBench(kv_bench::Args),
+    /// Cheops on DistZero: operations replicated to the sites of each
+    /// resource, merged by its resolution matrix.
+    #[command(subcommand)]
+    Cheops(cheops::Command),
     /// The agent every real machine runs (started by `dz cluster up`).
     Machine(machine::Args),
     /// Removes leftovers of any run: processes, containers, networks.
@@ -157,6 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Machine(a) => machine::run(&settings, a),
         Command::Kv(a) => kv::run(&settings, a),
         Command::KvBench(a) => kv_bench::run_cmd(&settings, a),
+        Command::Cheops(c) => cheops::run(&settings, c),
         Command::Clean(a) => clean::run(&settings, a),
         #[cfg(feature = "virtual")]
         Command::Image(c) => image::run(&settings, c),

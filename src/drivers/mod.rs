@@ -2,6 +2,7 @@
 //! real) through the controller, loads them, checks and reports. They sit
 //! above the controller and the runtime; systems never import them.
 
+pub mod cheops;
 pub mod clocks;
 pub mod consistency;
 pub mod kv;

@@ -3,6 +3,7 @@
 //! [`registry!`]'s list below; it imports the node API and nothing above it.
 
 pub mod blast;
+pub mod cheops;
 pub mod clocks;
 pub mod consistency;
 pub mod kv;
@@ -48,6 +49,7 @@ registry! {
     kv::Kv,
     probe::Probe,
     consistency::Consistency,
+    cheops::Cheops,
 }
 
 /// Builds every node of `roster` once and drops it, so that a spec its
