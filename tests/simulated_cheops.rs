@@ -105,7 +105,11 @@ fn the_checker_catches_sites_that_never_heal() {
     }
     sim.run_until(Duration::from_secs(8));
     let err = check(&sim, &names, &wl).unwrap_err();
-    assert!(err.contains("different documents"), "{err}");
+    // Cut apart, the sites lack each other's operations and replies.
+    assert!(
+        err.contains("different documents") || err.contains("has no reply of"),
+        "{err}"
+    );
 }
 
 #[test]
