@@ -6,4 +6,5 @@ pub mod cheops;
 pub mod clocks;
 pub mod consistency;
 pub mod kv;
+pub mod seeds;
 pub mod simulate;

@@ -4,8 +4,6 @@
 
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -13,6 +11,7 @@ use serde::Serialize;
 
 use super::check::{build, check};
 use crate::drivers::kv::sim_check::Faults;
+use crate::drivers::seeds::run_seeds;
 use crate::error::Result;
 use crate::net::{Latency, MessageFaults};
 use crate::node::MachineId;
@@ -240,34 +239,5 @@ pub fn run_many(
     opts: &SimCheckOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<SeedResult>> {
-    let next = AtomicU64::new(seeds.start);
-    let done = AtomicU64::new(0);
-    let results = Mutex::new(Vec::new());
-    let error = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds.end {
-                        return;
-                    }
-                    match run_seed(seed, opts) {
-                        Ok(r) => results.lock().expect("results lock").push(r),
-                        Err(e) => {
-                            error.lock().expect("error lock").get_or_insert(e);
-                            return;
-                        }
-                    }
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                }
-            });
-        }
-    });
-    if let Some(e) = error.into_inner().expect("error lock") {
-        return Err(e);
-    }
-    let mut results = results.into_inner().expect("results lock");
-    results.sort_by_key(|r| r.seed);
-    Ok(results)
+    run_seeds(seeds, threads, &|seed| run_seed(seed, opts), progress)
 }

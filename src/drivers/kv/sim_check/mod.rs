@@ -15,14 +15,14 @@ pub use world::{DiskFaults, Rates, World, describe, draw};
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt;
 use serde::Serialize;
 
 use super::check::{Verdict, check_history};
+use crate::drivers::seeds::run_seeds;
 use crate::error::{Error, Result};
 use crate::net::{ClockSkew, Fault, Latency, MessageFaults};
 use crate::node::{MachineId, NodeId, StorageFaults};
@@ -448,36 +448,12 @@ pub fn run_many(
     opts: &SimCheckOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<SeedResult>> {
-    let next = AtomicU64::new(seeds.start);
-    let done = AtomicU64::new(0);
-    let results = Mutex::new(Vec::new());
-    let error = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds.end {
-                        return;
-                    }
-                    match check_seed(seed, world, opts) {
-                        Ok(r) => results.lock().expect("results lock").push(r),
-                        Err(e) => {
-                            error.lock().expect("error lock").get_or_insert(e);
-                            return;
-                        }
-                    }
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                }
-            });
-        }
-    });
-    if let Some(e) = error.into_inner().expect("error lock") {
-        return Err(e);
-    }
-    let mut results = results.into_inner().expect("results lock");
-    results.sort_by_key(|r| r.seed);
-    Ok(results)
+    run_seeds(
+        seeds,
+        threads,
+        &|seed| check_seed(seed, world, opts),
+        progress,
+    )
 }
 
 /// Distinct values of `f` over results, for summaries.

@@ -1,0 +1,49 @@
+//! Many independent seeds over a pool of threads, for the checkers that
+//! run thousands of simulations (`dz kv sim-check`, `dz cheops sim-check`).
+
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::Result;
+
+/// Runs `one(seed)` for every seed on `threads` threads, calling
+/// `progress(done)` after each; results come back in seed order. The first
+/// error stops the pool and is returned.
+pub fn run_seeds<R: Send>(
+    seeds: Range<u64>,
+    threads: usize,
+    one: &(dyn Fn(u64) -> Result<R> + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<R>> {
+    let next = AtomicU64::new(seeds.start);
+    let done = AtomicU64::new(0);
+    let results = Mutex::new(Vec::new());
+    let error = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        return;
+                    }
+                    match one(seed) {
+                        Ok(r) => results.lock().expect("results lock").push((seed, r)),
+                        Err(e) => {
+                            error.lock().expect("error lock").get_or_insert(e);
+                            return;
+                        }
+                    }
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().expect("error lock") {
+        return Err(e);
+    }
+    let mut results = results.into_inner().expect("results lock");
+    results.sort_by_key(|(seed, _)| *seed);
+    Ok(results.into_iter().map(|(_, r)| r).collect())
+}
