@@ -21,3 +21,12 @@ pub mod wire;
 
 pub use error::{Error, Result};
 pub use rand;
+
+// The backends' SDKs, for the tests that play EC2 and drive Docker: one
+// copy each, only when the feature is on (no heavy dev-dependency).
+#[cfg(feature = "cloud")]
+#[doc(hidden)]
+pub use aws_sdk_ec2;
+#[cfg(feature = "virtual")]
+#[doc(hidden)]
+pub use bollard;

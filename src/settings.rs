@@ -60,6 +60,12 @@ pub struct Settings {
     pub logstash: Option<LogstashAddr>,
     /// `DZ_CLUSTER_SECRET`: shared by the controller and its agents.
     pub cluster_secret: Option<String>,
+    /// `DZ_TLS`: mutual TLS on cluster traffic (unset: on in cloud mode, off
+    /// in local and virtual mode).
+    pub tls: Option<bool>,
+    /// `DZ_TLS_CREDENTIALS`: an agent's (or a `--servers` client's) CA,
+    /// certificate and key, one hex line made by the controller.
+    pub tls_credentials: Option<String>,
     /// `DZ_REQUIRE_DOCKER=1`: virtual-mode tests fail instead of skipping.
     pub require_docker: bool,
     /// `DZ_REQUIRE_CLOUD=1`: cloud-mode tests fail instead of skipping.
@@ -114,6 +120,8 @@ impl Settings {
             log_messages: flag("DZ_LOG_MESSAGES")?,
             logstash,
             cluster_secret: var("DZ_CLUSTER_SECRET"),
+            tls: var("DZ_TLS").map(|_| flag("DZ_TLS")).transpose()?,
+            tls_credentials: var("DZ_TLS_CREDENTIALS"),
             require_docker: flag("DZ_REQUIRE_DOCKER")?,
             require_cloud: flag("DZ_REQUIRE_CLOUD")?,
             require_etcd: flag("DZ_REQUIRE_ETCD")?,

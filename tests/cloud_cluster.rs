@@ -88,7 +88,7 @@ fn cloud_launch_tags_every_instance_and_opens_only_agent_ports() {
         let described = ec2
             .describe_instances()
             .filters(
-                aws_sdk_ec2::types::Filter::builder()
+                distzero::aws_sdk_ec2::types::Filter::builder()
                     .name("tag:distzero.cluster")
                     .values(label)
                     .build(),

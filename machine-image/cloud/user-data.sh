@@ -2,13 +2,15 @@
 # DistZero machine bootstrap: cloud-init runs this once, on an instance's
 # first boot. It puts the dz agent at /usr/local/bin/dz (downloaded and
 # checked against its SHA-256, or already baked into the AMI), writes the
-# cluster secret where only root reads it, and runs the agent under systemd.
+# cluster secret (and TLS credentials) where only root reads them, and runs the agent under systemd.
 # Without systemd (a container standing in for an instance) it runs the
 # agent in the foreground instead. The controller fills in the @...@ values.
 set -eu
 
 DZ_CLUSTER='@CLUSTER@'
 DZ_CLUSTER_SECRET='@SECRET@'
+# The agent's TLS certificate, key and cluster CA (hex; empty: TLS off).
+DZ_TLS_CREDENTIALS='@TLS@'
 DZ_AGENT_URL='@AGENT_URL@'
 DZ_AGENT_SHA256='@AGENT_SHA256@'
 BIN=/usr/local/bin/dz
@@ -35,7 +37,8 @@ if [ ! -x "$BIN" ]; then
 fi
 
 umask 077
-printf 'DZ_CLUSTER=%s\nDZ_CLUSTER_SECRET=%s\n' "$DZ_CLUSTER" "$DZ_CLUSTER_SECRET" > /etc/distzero/agent.env
+printf 'DZ_CLUSTER=%s\nDZ_CLUSTER_SECRET=%s\nDZ_TLS_CREDENTIALS=%s\n' \
+    "$DZ_CLUSTER" "$DZ_CLUSTER_SECRET" "$DZ_TLS_CREDENTIALS" > /etc/distzero/agent.env
 umask 022
 
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
@@ -45,7 +48,7 @@ UNIT
     systemctl daemon-reload
     systemctl enable --now dz-machine.service
 else
-    export DZ_CLUSTER_SECRET
+    export DZ_CLUSTER_SECRET DZ_TLS_CREDENTIALS
     exec "$BIN" machine --control 0.0.0.0:7700 --data 0.0.0.0:7701 \
         --dir /var/lib/distzero --mode cloud --cluster "$DZ_CLUSTER"
 fi

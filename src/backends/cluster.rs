@@ -14,6 +14,7 @@ use crate::controller::{Controller, DirectedLink, MachineSpec, Placement};
 use crate::error::{Error, Result};
 use crate::node::{MachineId, Mode};
 use crate::runtime::auth;
+use crate::runtime::tls::{self, ClusterCa};
 use crate::settings::Settings;
 use crate::systems::{Roster, check_buildable};
 
@@ -159,6 +160,13 @@ pub async fn up_shaped(
         .cluster_secret
         .clone()
         .unwrap_or_else(auth::new_secret);
+    // Before the backend starts agents: they get certificates from this CA.
+    let tls = if settings.tls.unwrap_or(mode == Mode::Cloud) {
+        Some(ClusterCa::new(name)?)
+    } else {
+        None
+    };
+    tls::install_for_cluster(&secret, tls.as_ref())?;
     let epoch_ms = AgentPlane::now_ms();
     let system = placement
         .first()
@@ -183,6 +191,7 @@ pub async fn up_shaped(
         nodes: Vec::new(),
         resources: Vec::new(),
         network: Default::default(),
+        tls,
     };
     let started = async {
         ctl.create_machines(machines).await?;
@@ -218,6 +227,7 @@ pub async fn attach(
     binary: &Path,
 ) -> Result<(ClusterController, ClusterState, Vec<String>)> {
     let state = ClusterState::load(&settings.tmp_dir, name)?;
+    tls::install_for_cluster(&state.secret, state.tls.as_ref())?;
     let setup = BackendSetup {
         settings,
         name,

@@ -185,6 +185,9 @@ impl MachineBackend for DockerBackend {
             let ip = Self::machine_ip(&prefix, index);
             let name = format!("dz-{}-{}", self.cluster, spec.name);
             let mut env = vec![format!("DZ_CLUSTER_SECRET={}", self.secret)];
+            for (k, v) in crate::runtime::tls::agent_env(&self.secret, &spec.name)? {
+                env.push(format!("{k}={v}"));
+            }
             if let Some((host, port)) = &self.logstash {
                 env.push(format!("LOGSTASH_HOST={host}"));
                 env.push(format!("LOGSTASH_PORT={port}"));

@@ -18,6 +18,7 @@ use crate::controller::{ControlPlane, MachineBackend, MachineInfo, MachineSpec, 
 use crate::error::{Error, Result};
 use crate::node::{MachineId, Mode};
 use crate::runtime::agent::Ready;
+use crate::runtime::tls;
 
 pub struct LocalBackend {
     cluster_dir: PathBuf,
@@ -94,6 +95,8 @@ impl LocalBackend {
             .arg("--ready-file")
             .arg(&ready)
             .env("DZ_CLUSTER_SECRET", &self.secret)
+            .env_remove(tls::CREDENTIALS_VAR)
+            .envs(tls::agent_env(&self.secret, name)?)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

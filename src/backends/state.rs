@@ -2,6 +2,8 @@
 //! run later from another shell, find its machines: `.tmp/<name>/cluster.json`.
 //! Machine logs land next to it as `<machine>.json.log`.
 
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,7 @@ use super::net_state::NetState;
 use crate::controller::{Deployment, MachineInfo, MachineState, Placement};
 use crate::error::{Error, Result};
 use crate::node::{MachineId, Mode};
+use crate::runtime::tls::ClusterCa;
 use crate::systems::{NodeSpec, Roster};
 
 /// Names under `.tmp/` that other commands use.
@@ -73,6 +76,9 @@ pub struct ClusterState {
     /// The network as the controller set it (shape, links down, faults).
     #[serde(default)]
     pub network: NetState,
+    /// The cluster's certificate authority when its traffic is TLS.
+    #[serde(default)]
+    pub tls: Option<ClusterCa>,
 }
 
 /// Cluster names: lower-case letters, digits and dashes, not a reserved
@@ -119,7 +125,18 @@ impl ClusterState {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::runtime(e.to_string()))?;
         let tmp_path = path.with_extension("tmp");
-        std::fs::write(&tmp_path, text).map_err(|e| Error::io(&tmp_path, e))?;
+        // Owner-only: the record holds the cluster secret and CA key.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp_path)
+            .map_err(|e| Error::io(&tmp_path, e))?;
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        file.write_all(text.as_bytes())
+            .map_err(|e| Error::io(&tmp_path, e))?;
+        drop(file);
         std::fs::rename(&tmp_path, &path).map_err(|e| Error::io(&path, e))
     }
 

@@ -2,10 +2,9 @@
 //! simulations under faults and checks every site converged; `scenario`
 //! runs the original's three-site scenario in simulation.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::progress::Progress;
+use super::seed_args::{Pooled, SeedArgs};
 use crate::drivers::cheops::scenario::run_redis;
 use crate::drivers::cheops::sim_check::{SimCheckOptions, run_many};
 use crate::drivers::kv::sim_check::Faults;
@@ -24,15 +23,8 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct SimCheckArgs {
-    /// How many seeds to run.
-    #[arg(long, default_value_t = 1000)]
-    seeds: u64,
-    /// The first seed (seeds are first, first+1, ...).
-    #[arg(long, default_value_t = 1)]
-    first_seed: u64,
-    /// Run exactly this seed (a replay).
-    #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
-    seed: Option<u64>,
+    #[command(flatten)]
+    pool: SeedArgs,
     /// Faults to inject, comma-separated: crash, partition, drop, duplicate, reorder, none.
     #[arg(long, default_value = Faults::ALL, value_parser = Faults::parse)]
     faults: Faults,
@@ -43,9 +35,6 @@ pub struct SimCheckArgs {
     /// Seconds of operations under faults per seed.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Worker threads [default: one per core].
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -81,25 +70,13 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
         faults: a.faults,
         ..Default::default()
     };
-    let seeds = match a.seed {
-        Some(s) => s..s + 1,
-        None => a.first_seed..a.first_seed + a.seeds,
-    };
-    let total = seeds.end - seeds.start;
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let progress = Mutex::new(Progress::new(format!("checking {total} seeds")));
-    let start = Instant::now();
-    let results = run_many(seeds, threads, &opts, &|done| {
-        if let Ok(mut p) = progress.lock() {
-            p.update(done as f64 / total as f64);
-        }
-    })?;
-    if let Ok(p) = progress.into_inner() {
-        p.finish();
-    }
-    let wall = start.elapsed().as_secs_f64();
+    let Pooled {
+        results,
+        wall_s: wall,
+        threads,
+    } = a
+        .pool
+        .run(|seeds, threads, progress| run_many(seeds, threads, &opts, progress))?;
     let failed: Vec<_> = results.iter().filter(|r| r.failure.is_some()).collect();
     let ops: usize = results.iter().map(|r| r.operations).sum();
     let merges: u64 = results.iter().map(|r| r.merges).sum();

@@ -65,7 +65,9 @@ struct RestArgs {
     timeout: std::time::Duration,
 }
 
-/// The servers and secret of a kv cluster, from its record or the flags.
+/// The servers and secret of a kv cluster, from its record or the flags;
+/// installs the cluster's TLS context (from the record, or with `--servers`
+/// from `DZ_TLS_CREDENTIALS`).
 pub(super) fn servers(
     settings: &Settings,
     cluster: &Option<String>,
@@ -88,6 +90,7 @@ pub(super) fn servers(
                 address: state.machines[p.machine as usize].data.clone(),
             })
             .collect();
+        crate::runtime::tls::install_for_cluster(&state.secret, state.tls.as_ref())?;
         return Ok((addrs, state.secret));
     }
     if servers.is_empty() {
@@ -99,6 +102,7 @@ pub(super) fn servers(
         .cluster_secret
         .clone()
         .ok_or_else(|| Error::input("--servers needs the cluster secret in DZ_CLUSTER_SECRET"))?;
+    crate::runtime::tls::install_credentials(&secret, settings.tls_credentials.as_deref())?;
     let addrs = servers
         .iter()
         .enumerate()

@@ -2,11 +2,10 @@
 //! each history checked for linearizability, in parallel over the cores.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::default_out;
-use super::progress::Progress;
+use super::seed_args::{Pooled, SeedArgs};
 use crate::drivers::kv::sim_check::{Faults, SimCheckOptions, World, describe, run_many};
 use crate::error::Error;
 use crate::settings::Settings;
@@ -14,15 +13,8 @@ use crate::systems::kv::{KvConfig, Persistence};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// How many seeds to run.
-    #[arg(long, default_value_t = 1000)]
-    seeds: u64,
-    /// The first seed (seeds are first, first+1, ...).
-    #[arg(long, default_value_t = 1)]
-    first_seed: u64,
-    /// Run exactly this seed (a replay).
-    #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
-    seed: Option<u64>,
+    #[command(flatten)]
+    pool: SeedArgs,
     /// swarm: each seed draws servers (3-7), quorums, delegation,
     /// persistence, window, batch, fault rates and disk faults; fixed: the
     /// flags below.
@@ -37,9 +29,6 @@ pub struct Args {
     /// Seconds of load under faults per seed.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Worker threads [default: one per core].
-    #[arg(long)]
-    threads: Option<usize>,
     /// Persistence of the servers (fixed world): fsync or none [default: fsync].
     #[arg(long, value_parser = persistence)]
     persistence: Option<Persistence>,
@@ -121,25 +110,13 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         fail_stop: !a.no_fail_stop,
         ..Default::default()
     };
-    let seeds = match a.seed {
-        Some(s) => s..s + 1,
-        None => a.first_seed..a.first_seed + a.seeds,
-    };
-    let total = seeds.end - seeds.start;
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let progress = Mutex::new(Progress::new(format!("checking {total} seeds")));
-    let start = Instant::now();
-    let results = run_many(seeds, threads, a.world, &opts, &|done| {
-        if let Ok(mut p) = progress.lock() {
-            p.update(done as f64 / total as f64);
-        }
-    })?;
-    if let Ok(p) = progress.into_inner() {
-        p.finish();
-    }
-    let wall = start.elapsed().as_secs_f64();
+    let Pooled {
+        results,
+        wall_s: wall,
+        threads,
+    } = a
+        .pool
+        .run(|seeds, threads, progress| run_many(seeds, threads, a.world, &opts, progress))?;
     let failed: Vec<_> = results.iter().filter(|r| r.failed()).collect();
     let stuck: Vec<_> = results
         .iter()

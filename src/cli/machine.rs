@@ -45,6 +45,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         )
         .into());
     }
+    crate::runtime::tls::install_credentials(&secret, settings.tls_credentials.as_deref())?;
     crate::runtime::set_identity(&a.name);
     let mut log = LogConfig::new(log_path(&a.dir), a.mode, settings);
     log.append = true;

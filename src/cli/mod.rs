@@ -18,6 +18,7 @@ mod kv_check;
 mod machine;
 mod progress;
 pub(crate) mod runtime;
+mod seed_args;
 mod simulate;
 
 use std::path::PathBuf;

@@ -3,13 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use capnp_rpc::{RpcSystem, rpc_twoparty_capnp, twoparty};
-use futures::AsyncReadExt;
+use capnp_rpc::rpc_twoparty_capnp;
 use tokio::net::TcpStream;
-use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::auth::{self, Role};
-use super::control::control_reader_options;
+use super::control::rpc_system;
+use super::tls::{self, TlsContext};
 use crate::error::{Error, Result};
 use crate::net::{LinkSpec, MessageFaults};
 use crate::node::NodeId;
@@ -73,21 +72,30 @@ macro_rules! fetch_chunk {
 }
 
 impl AgentClient {
-    /// Connects and authenticates once.
+    /// Connects (over TLS when the cluster with `secret` has it on) and
+    /// authenticates once.
     pub async fn connect(address: &str, secret: &str) -> Result<AgentClient> {
+        Self::connect_with(address, secret, tls::for_secret(secret).as_deref()).await
+    }
+
+    /// [`AgentClient::connect`] with an explicit TLS context (`None`: plain TCP).
+    pub async fn connect_with(
+        address: &str,
+        secret: &str,
+        tls: Option<&TlsContext>,
+    ) -> Result<AgentClient> {
         let stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(address))
             .await
             .map_err(|_| Error::runtime(format!("agent at {address}: connect timed out")))?
             .map_err(|e| Error::runtime(format!("agent at {address}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.compat().split();
-        let network = twoparty::VatNetwork::new(
-            futures::io::BufReader::new(reader),
-            writer,
-            rpc_twoparty_capnp::Side::Client,
-            control_reader_options(),
-        );
-        let mut rpc = RpcSystem::new(Box::new(network), None);
+        let stream = tokio::time::timeout(Duration::from_secs(5), tls::connect(tls, stream))
+            .await
+            .map_err(|_| Error::runtime(format!("agent at {address}: TLS handshake timed out")))?
+            .map_err(|e| {
+                Error::runtime(format!("agent at {address}: TLS handshake failed: {e}"))
+            })?;
+        let mut rpc = rpc_system(stream, rpc_twoparty_capnp::Side::Client, None);
         let agent: agent::Client = rpc.bootstrap(rpc_twoparty_capnp::Side::Server);
         let rpc = tokio::task::spawn_local(async move {
             let _ = rpc.await;

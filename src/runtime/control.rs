@@ -1,7 +1,8 @@
 //! The agent's control plane: the `Agent` and `Session` interfaces of
 //! `schema/distzero.capnp`, served with capnp-rpc. A caller gets a session
-//! only after proving the cluster secret; a broken or hostile connection
-//! ends that connection, never the agent.
+//! only after proving the cluster secret (inside mutual TLS when the
+//! cluster has it on); a broken or hostile connection ends that connection,
+//! never the agent.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::auth::{self, Role};
 use super::host::{Host, PeerAddr};
+use super::tls::{self, BoxStream};
 use super::transport::Transport;
 use crate::net::LinkSpec;
 use crate::node::{MachineId, NodeId};
@@ -39,6 +41,9 @@ pub struct AgentState {
     /// The agent's directory (node storage, records).
     pub dir: PathBuf,
 }
+
+/// How long a control client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The largest log chunk one `fetchLogs` returns.
 const MAX_LOG_CHUNK: u32 = 4 << 20;
@@ -313,7 +318,8 @@ fn read_chunk(path: &std::path::Path, offset: u64, max: u32) -> std::io::Result<
 }
 
 /// Serves the control plane: one RPC system per connection, each on its own
-/// local task, so a failing connection ends alone.
+/// local task, so a failing connection (a refused TLS handshake among them)
+/// ends alone.
 pub async fn serve(listener: TcpListener, state: Rc<AgentState>) {
     loop {
         let (stream, addr) = match listener.accept().await {
@@ -325,26 +331,49 @@ pub async fn serve(listener: TcpListener, state: Rc<AgentState>) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.compat().split();
-        let network = twoparty::VatNetwork::new(
-            futures::io::BufReader::new(reader),
-            writer,
-            rpc_twoparty_capnp::Side::Server,
-            control_reader_options(),
-        );
-        let agent: agent::Client = capnp_rpc::new_client(AgentImpl {
-            state: state.clone(),
-            nonce: RefCell::new(None),
-            peer: addr.to_string(),
-        });
-        let rpc = RpcSystem::new(Box::new(network), Some(agent.client));
-        let peer = addr.to_string();
+        let state = state.clone();
         tokio::task::spawn_local(async move {
+            let peer = addr.to_string();
+            let tls = tls::for_secret(&state.secret);
+            let handshake = tls::accept(tls.as_deref(), stream);
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    crate::agent_log!(warn, %peer, error = %e, "refused a control connection: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    crate::agent_log!(warn, %peer, "refused a control connection: TLS handshake timed out");
+                    return;
+                }
+            };
+            let agent: agent::Client = capnp_rpc::new_client(AgentImpl {
+                state,
+                nonce: RefCell::new(None),
+                peer: peer.clone(),
+            });
+            let rpc = rpc_system(stream, rpc_twoparty_capnp::Side::Server, Some(agent.client));
             if let Err(e) = rpc.await {
                 crate::agent_log!(info, %peer, error = %e, "control connection ended");
             }
         });
     }
+}
+
+/// Cap'n Proto RPC over a stream (TLS or plain TCP), either side.
+pub fn rpc_system(
+    stream: BoxStream,
+    side: rpc_twoparty_capnp::Side,
+    bootstrap: Option<capnp::capability::Client>,
+) -> RpcSystem<rpc_twoparty_capnp::Side> {
+    let (reader, writer) = stream.compat().split();
+    let network = twoparty::VatNetwork::new(
+        futures::io::BufReader::new(reader),
+        writer,
+        side,
+        control_reader_options(),
+    );
+    RpcSystem::new(Box::new(network), bootstrap)
 }
 
 /// Bounds what one control message may make the agent read.

@@ -10,6 +10,7 @@ pub mod disk;
 pub mod framing;
 pub mod host;
 pub mod hosted;
+pub mod tls;
 pub mod transport;
 
 use std::sync::{Mutex, OnceLock};

@@ -11,17 +11,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::InstanceStateName;
 use base64::Engine;
-use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
-};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use distzero::aws_sdk_ec2::types::InstanceStateName;
 use distzero::backends::ec2::api;
 use distzero::backends::image::{self, ContextFile};
+use distzero::bollard::Docker;
+use distzero::bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
+};
+use distzero::bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use distzero::settings::Settings;
 use sha2::{Digest, Sha256};
 
@@ -319,7 +319,7 @@ impl Cloud {
         }
     }
 
-    async fn boot(&self, ec2: &aws_sdk_ec2::Client, id: &str, ip: &str, name: &str) {
+    async fn boot(&self, ec2: &distzero::aws_sdk_ec2::Client, id: &str, ip: &str, name: &str) {
         let attr = ec2
             .describe_instance_attribute()
             .instance_id(id)

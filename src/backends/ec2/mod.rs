@@ -139,7 +139,14 @@ impl Ec2Backend {
         api::ami_exists(ec2, &ami).await?;
         let group = self.security_group(ec2).await?;
         let agent = agent.as_ref().map(|(u, s)| (u.as_str(), s.as_str()));
-        let script = user_data::render(&self.cluster, &self.secret, agent)?;
+        // Instances share one user data, so one certificate for them all
+        // (the CA is what peers check; see runtime::tls).
+        let tls = crate::runtime::tls::agent_env(&self.secret, "agent")?
+            .into_iter()
+            .map(|(_, v)| v)
+            .next()
+            .unwrap_or_default();
+        let script = user_data::render(&self.cluster, &self.secret, &tls, agent)?;
         let b64 = user_data::base64(&script);
         let batches: Vec<usize> = (0..count)
             .step_by(api::BATCH)

@@ -17,12 +17,19 @@ fn quoted(what: &str, v: &str) -> crate::Result<String> {
 }
 
 /// The script for a cluster. `agent` is the download URL and SHA-256 of
-/// the `dz` binary, or `None` when the AMI has it baked in.
-pub fn render(cluster: &str, secret: &str, agent: Option<(&str, &str)>) -> crate::Result<String> {
+/// the `dz` binary, or `None` when the AMI has it baked in; `tls` the
+/// agents' TLS credentials line (empty: TLS off).
+pub fn render(
+    cluster: &str,
+    secret: &str,
+    tls: &str,
+    agent: Option<(&str, &str)>,
+) -> crate::Result<String> {
     let (url, sha) = agent.unwrap_or(("", ""));
     Ok(SCRIPT
         .replace("@CLUSTER@", &quoted("the cluster name", cluster)?)
         .replace("@SECRET@", &quoted("the cluster secret", secret)?)
+        .replace("@TLS@", &quoted("the TLS credentials", tls)?)
         .replace("@AGENT_URL@", &quoted("DZ_AGENT_URL", url)?)
         .replace("@AGENT_SHA256@", &quoted("DZ_AGENT_SHA256", sha)?)
         .replace("@UNIT@", UNIT.trim_end()))
@@ -38,10 +45,11 @@ mod tests {
 
     #[test]
     fn cloud_user_data_fills_every_placeholder() {
-        let s = render("c1", "s3cr3t", Some(("http://h/dz", "abc"))).unwrap();
+        let s = render("c1", "s3cr3t", "abcd", Some(("http://h/dz", "abc"))).unwrap();
         for placeholder in [
             "@CLUSTER@",
             "@SECRET@",
+            "@TLS@",
             "@AGENT_URL@",
             "@AGENT_SHA256@",
             "@UNIT@",
@@ -55,6 +63,7 @@ mod tests {
             s.contains("DZ_CLUSTER_SECRET='s3cr3t'")
                 && s.contains("ExecStart=/usr/local/bin/dz machine")
         );
-        assert!(render("c1", "it's", None).is_err());
+        assert!(s.contains("DZ_TLS_CREDENTIALS='abcd'"));
+        assert!(render("c1", "it's", "", None).is_err());
     }
 }

@@ -26,6 +26,9 @@ pub struct Args {
     /// Messages in flight.
     #[arg(long, default_value_t = 1000)]
     window: u64,
+    /// Also run it over mutual TLS, and print both.
+    #[arg(long)]
+    tls: bool,
     #[arg(long)]
     json: bool,
 }
@@ -83,14 +86,13 @@ fn simulated(cfg: &BlastConfig) -> anyhow::Result<f64> {
     Ok(got as f64 / wall)
 }
 
-pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
-    let cfg = BlastConfig {
-        size: a.size,
-        window: a.window,
-        count: a.messages,
-        ack_every: 64.min(a.window),
-    };
+/// The workload on two local agents, over plain TCP or mutual TLS; returns
+/// the receiver's status (rate and latencies).
+fn real(settings: &Settings, cfg: &BlastConfig, tls: bool) -> anyhow::Result<serde_json::Value> {
     let binary = binary()?;
+    let mut settings = settings.clone();
+    settings.tls = Some(tls);
+    let settings = &settings;
     let status = block_local(async {
         let name = format!("bench-{}", new_name());
         let machines = [MachineSpec::named("m0"), MachineSpec::named("m1")];
@@ -99,7 +101,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
             &name,
             Mode::Local,
             &machines,
-            placement(&cfg),
+            placement(cfg),
             &binary,
         )
         .await?;
@@ -120,26 +122,54 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         let _ = down(&mut ctl, &state, &settings.tmp_dir).await;
         result
     })?;
+    Ok(status)
+}
+
+pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
+    let cfg = BlastConfig {
+        size: a.size,
+        window: a.window,
+        count: a.messages,
+        ack_every: 64.min(a.window),
+    };
+    let mut runs = vec![("tcp", real(settings, &cfg, false)?)];
+    if a.tls {
+        runs.push(("tls", real(settings, &cfg, true)?));
+    }
     let sim_rate = simulated(&cfg)?;
-    let rate = status["per_second"].as_f64().unwrap_or(0.0);
+    let rate = |s: &serde_json::Value| s["per_second"].as_f64().unwrap_or(0.0);
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "messages": a.messages, "size": a.size, "window": a.window,
-                "transport_per_s": rate, "p50_us": status["p50_us"], "p99_us": status["p99_us"],
-                "max_us": status["max_us"], "simulator_per_s": sim_rate,
-            })
-        );
+        let mut out = serde_json::json!({
+            "messages": a.messages, "size": a.size, "window": a.window,
+            "simulator_per_s": sim_rate,
+        });
+        for (label, s) in &runs {
+            let prefix = if *label == "tcp" { "transport" } else { "tls" };
+            out[format!("{prefix}_per_s")] = rate(s).into();
+            for k in ["p50_us", "p99_us", "max_us"] {
+                let key = if *label == "tcp" {
+                    k.to_string()
+                } else {
+                    format!("tls_{k}")
+                };
+                out[key] = s[k].clone();
+            }
+        }
+        println!("{out}");
     } else {
         println!(
             "{} messages of {} bytes, window {}",
             a.messages, a.size, a.window
         );
-        println!(
-            "two local agents over TCP: {rate:.0} messages/s, one-way latency p50 {} µs, p99 {} µs",
-            status["p50_us"], status["p99_us"]
-        );
+        for (label, s) in &runs {
+            let over = if *label == "tcp" { "TCP" } else { "mutual TLS" };
+            println!(
+                "two local agents over {over}: {:.0} messages/s, one-way latency p50 {} µs, p99 {} µs",
+                rate(s),
+                s["p50_us"],
+                s["p99_us"]
+            );
+        }
         println!("the simulator, same workload: {sim_rate:.0} messages per wall second");
     }
     Ok(())

@@ -1,18 +1,18 @@
 //! A client of a kv cluster on real machines (what `dz kv`, the REST
 //! gateway and `dz kv-bench` use). It connects to servers' data ports as an
-//! external client, proving the cluster secret; it keeps one stable id, so a
+//! external client (over TLS when the cluster has it on), proving
+//! the cluster secret; it keeps one stable id, so a
 //! request retried on another connection or server is still applied once.
 
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::node::{Message, NodeId};
 use crate::runtime::framing::{read_frame, write_frame};
-use crate::runtime::transport::{EXTERNAL, dial};
+use crate::runtime::transport::{EXTERNAL, Writer, dial};
 use crate::systems::kv::msg::{KvMsg, Op, Outcome, Request, Response};
 use crate::wire::{Envelope, Frame, decode_message};
 
@@ -24,7 +24,7 @@ pub struct ServerAddr {
 }
 
 struct Conn {
-    wr: OwnedWriteHalf,
+    wr: Writer,
     seq: u64,
     replies: mpsc::UnboundedReceiver<(u64, Outcome)>,
     reader: tokio::task::JoinHandle<()>,

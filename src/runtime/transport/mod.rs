@@ -8,9 +8,12 @@
 //! queue fills and further messages to it are dropped and counted, never
 //! buffered without limit.
 //!
-//! Every connection starts with hellos proving the cluster secret (both
-//! ways); an unauthenticated peer, a garbage or oversized frame closes that
-//! connection with a log line and nothing else.
+//! With TLS on (see [`super::tls`]) every connection is mutual TLS first:
+//! a peer without a certificate from the cluster's CA is refused in the
+//! handshake. Inside it (or on plain TCP) every connection starts with hellos
+//! proving the cluster secret (both ways); an unauthenticated peer, a
+//! garbage or oversized frame closes that connection with a log line and
+//! nothing else.
 //!
 //! The network shape and faults are applied here, so they behave the same
 //! on processes, containers and instances and as in the simulator: each
@@ -25,16 +28,21 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::timeout;
 
 use super::auth::{self, Role};
 use super::framing::{FramingError, frame_bytes, read_frame, write_frame};
-use crate::net::{CompiledFaults, LinkSpec, MessageFaults, Sampler, Verdict, decide};
+use super::tls;
+use crate::net::{LinkSpec, MessageFaults, Sampler, Verdict, decide};
 use crate::rng::DetRng;
 use crate::wire::{Envelope, Frame, Hello};
+
+mod dial;
+mod fault_plan;
+pub use dial::{Reader, Writer, dial, dial_with};
+use fault_plan::FaultPlan;
 
 /// Messages queued for one peer before new ones are dropped.
 pub const PEER_QUEUE: usize = 8192;
@@ -364,13 +372,11 @@ impl Transport {
         }
     }
 
-    async fn connect(
-        &self,
-        machine: &str,
-        address: &str,
-    ) -> Result<(OwnedReadHalf, OwnedWriteHalf), String> {
+    async fn connect(&self, machine: &str, address: &str) -> Result<(Reader, Writer), String> {
         let me = self.me.borrow().clone();
-        let (rd, wr, theirs) = dial(address, &self.secret, &me, self.session).await?;
+        let tls = tls::for_secret(&self.secret);
+        let (rd, wr, theirs) =
+            dial_with(address, &self.secret, &me, self.session, tls.as_deref()).await?;
         if theirs != machine {
             return Err(format!("expected machine {machine}, reached {theirs}"));
         }
@@ -394,7 +400,13 @@ impl Transport {
     }
 
     async fn incoming(self: Rc<Self>, stream: TcpStream, addr: String) {
-        let (mut rd, mut wr) = stream.into_split();
+        let tls = tls::for_secret(&self.secret);
+        let stream = match timeout(HANDSHAKE_TIMEOUT, tls::accept(tls.as_deref(), stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return self.refuse(&addr, &format!("TLS handshake failed: {e}")),
+            Err(_) => return self.refuse(&addr, "TLS handshake timed out"),
+        };
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let (peer, session) =
             match timeout(HANDSHAKE_TIMEOUT, self.accept_hello(&mut rd, &mut wr)).await {
                 Ok(Ok(p)) => p,
@@ -498,8 +510,8 @@ impl Transport {
 
     async fn accept_hello(
         &self,
-        rd: &mut OwnedReadHalf,
-        wr: &mut OwnedWriteHalf,
+        rd: &mut Reader,
+        wr: &mut Writer,
     ) -> Result<(String, u64), String> {
         let mut buf = Vec::new();
         let first = read_frame(rd, &mut buf).await.map_err(|e| e.to_string())?;
@@ -531,123 +543,7 @@ impl Transport {
     }
 }
 
-/// This machine's side of one peer link.
-#[derive(Default)]
-struct PeerLink {
-    spec: Option<LinkSpec>,
-    latency: Option<Sampler>,
-    faults: Option<CompiledFaults>,
-    out_down: bool,
-    in_down: bool,
-}
-
-/// The faults this machine applies, compiled against the hosted system's
-/// message kinds once they are known.
-#[derive(Default)]
-struct FaultPlan {
-    kinds: Option<&'static [&'static str]>,
-    machine_raw: MessageFaults,
-    machine: Option<CompiledFaults>,
-    links: HashMap<String, PeerLink>,
-}
-
-impl FaultPlan {
-    fn compile(&self, f: &MessageFaults) -> Result<Option<CompiledFaults>, String> {
-        f.validate()?;
-        match self.kinds {
-            Some(kinds) if !f.is_none() => f.compile(kinds).map(Some).map_err(|e| e.to_string()),
-            _ => Ok(None),
-        }
-    }
-
-    fn set_machine(&mut self, f: MessageFaults) -> Result<(), String> {
-        self.machine = self.compile(&f)?;
-        self.machine_raw = f;
-        Ok(())
-    }
-
-    fn set_link(&mut self, peer: &str, spec: Option<LinkSpec>) -> Result<(), String> {
-        let (latency, faults) = match &spec {
-            Some(s) => {
-                s.latency.validate()?;
-                let latency = (!s.latency.is_zero()).then(|| s.latency.sampler());
-                (latency, self.compile(&s.faults)?)
-            }
-            None => (None, None),
-        };
-        let link = self.links.entry(peer.to_string()).or_default();
-        (link.spec, link.latency, link.faults) = (spec, latency, faults);
-        Ok(())
-    }
-
-    fn set_kinds(&mut self, kinds: &'static [&'static str]) -> Result<(), String> {
-        self.kinds = Some(kinds);
-        self.machine = self.compile(&self.machine_raw.clone())?;
-        let specs: Vec<(String, MessageFaults)> = self
-            .links
-            .iter()
-            .filter_map(|(p, l)| l.spec.as_ref().map(|s| (p.clone(), s.faults.clone())))
-            .collect();
-        for (peer, faults) in specs {
-            let compiled = self.compile(&faults)?;
-            if let Some(l) = self.links.get_mut(&peer) {
-                l.faults = compiled;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Connects to a data port and proves the cluster secret (and checks the
-/// other side proves it); returns the halves and the other side's name.
-pub async fn dial(
-    address: &str,
-    secret: &str,
-    me: &str,
-    session: u64,
-) -> Result<(OwnedReadHalf, OwnedWriteHalf, String), String> {
-    let stream = timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(address))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
-    let nonce = auth::nonce();
-    let hello = |nonce: Vec<u8>, proof: Vec<u8>| {
-        Frame::Hello(Hello {
-            machine: me.to_string(),
-            session,
-            nonce,
-            proof,
-        })
-    };
-    let shake = async {
-        write_frame(&mut wr, &hello(nonce.clone(), Vec::new()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        let Frame::Hello(theirs) = read_frame(&mut rd, &mut buf)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Err("peer answered the hello with something else".to_string());
-        };
-        if !auth::verify(secret, Role::Server, &nonce, &theirs.proof) {
-            return Err("peer failed to prove the cluster secret".to_string());
-        }
-        let proof = auth::prove(secret, Role::Client, &theirs.nonce);
-        write_frame(&mut wr, &hello(Vec::new(), proof))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(theirs.machine)
-    };
-    let theirs = timeout(HANDSHAKE_TIMEOUT, shake)
-        .await
-        .map_err(|_| "handshake timed out".to_string())??;
-    Ok((rd, wr, theirs))
-}
-
-async fn read_acks(mut rd: OwnedReadHalf, acked: Rc<Cell<u64>>, notify: Rc<Notify>) {
+async fn read_acks(mut rd: Reader, acked: Rc<Cell<u64>>, notify: Rc<Notify>) {
     let mut buf = Vec::new();
     while let Ok(Frame::Ack(seq)) = read_frame(&mut rd, &mut buf).await {
         acked.set(acked.get().max(seq));
@@ -658,7 +554,7 @@ async fn read_acks(mut rd: OwnedReadHalf, acked: Rc<Cell<u64>>, notify: Rc<Notif
 /// The accepting side's writer: acknowledgements, and for an external
 /// client its replies.
 async fn write_back(
-    mut wr: OwnedWriteHalf,
+    mut wr: Writer,
     last: Rc<Cell<u64>>,
     wake: Rc<Notify>,
     mut replies: Option<mpsc::Receiver<Envelope>>,

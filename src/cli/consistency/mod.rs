@@ -11,13 +11,17 @@ use crate::drivers::consistency::batch::{self, Job, Shard};
 use crate::drivers::consistency::experiment::{Experiment, load_inputs, metrics, simulate};
 use crate::drivers::consistency::settings::{RunSettings, TickModel};
 use crate::drivers::consistency::sweep::{self, Param, SweepPlan};
-use crate::drivers::consistency::topogen::{Family, TopologySpec};
-use crate::drivers::consistency::{outages, results, trace};
+use crate::drivers::consistency::topogen::Family;
+use crate::drivers::consistency::{results, trace};
 use crate::error::Error;
 use crate::node::Mode;
 use crate::settings::Settings;
 use crate::systems::consistency::{CommitQuorum, Integration, ReadPolicy};
 use crate::topology::Topology;
+
+mod generate;
+pub use generate::{OutagesArgs, TopologyArgs, TracesArgs};
+use generate::{outages_cmd, topology_cmd, traces_cmd};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -279,54 +283,6 @@ pub struct SweepArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     knobs: Knobs,
-}
-
-#[derive(clap::Args)]
-pub struct TracesArgs {
-    topology: PathBuf,
-    /// Output file (.gz compresses) [default: stdout].
-    #[arg(long, short = 'w')]
-    out: Option<PathBuf>,
-    #[command(flatten)]
-    knobs: Knobs,
-}
-
-#[derive(clap::Args)]
-pub struct OutagesArgs {
-    topology: PathBuf,
-    #[arg(long, short = 'w')]
-    out: Option<PathBuf>,
-    #[arg(long)]
-    outage_mean: Option<f64>,
-    #[arg(long)]
-    outage_stddev: Option<f64>,
-    #[arg(long)]
-    online_mean: Option<f64>,
-    #[arg(long)]
-    online_stddev: Option<f64>,
-    #[command(flatten)]
-    knobs: Knobs,
-}
-
-#[derive(clap::Args)]
-pub struct TopologyArgs {
-    #[arg(long, short = 'n', default_value_t = 20)]
-    nodes: usize,
-    #[arg(long, short = 'l', default_value_t = 5)]
-    locations: usize,
-    /// eventual, stentor, raft, tag, federated or floated.
-    #[arg(long = "type", short = 't', default_value = "eventual")]
-    family: String,
-    /// Local latency MEAN,STDDEV (ms).
-    #[arg(long, default_value = "30,5")]
-    local: String,
-    /// Wide latency MEAN,STDDEV (ms).
-    #[arg(long, default_value = "300,50")]
-    wide: String,
-    #[arg(long, value_enum, default_value = "bailis")]
-    tick_model: TickModel,
-    #[arg(long, short = 'o')]
-    out: Option<PathBuf>,
 }
 
 pub fn run(settings: &Settings, cmd: Command) -> anyhow::Result<()> {
@@ -639,75 +595,6 @@ fn sweep_cmd(settings: &Settings, a: SweepArgs) -> anyhow::Result<()> {
     let failed = lines.iter().filter(|l| l.get("error").is_some()).count();
     if failed > 0 {
         println!("{failed} runs failed; see the error column of sweep.csv");
-    }
-    Ok(())
-}
-
-fn traces_cmd(a: TracesArgs) -> anyhow::Result<()> {
-    let topology = Topology::load(&a.topology)?;
-    let (s, _) = a.knobs.resolve(&topology)?;
-    let rows = trace::generate(&topology, &s, s.random_seed);
-    let text = trace::to_text(&rows, &topology);
-    match &a.out {
-        Some(p) => {
-            trace::write_text(p, &text)?;
-            println!("{} accesses: {}", rows.len(), p.display());
-        }
-        None => print!("{text}"),
-    }
-    Ok(())
-}
-
-fn outages_cmd(a: OutagesArgs) -> anyhow::Result<()> {
-    let topology = Topology::load(&a.topology)?;
-    let (mut s, _) = a.knobs.resolve(&topology)?;
-    for (flag, v, field) in [
-        ("outage_mean", a.outage_mean, &mut s.outage_mean),
-        ("outage_stddev", a.outage_stddev, &mut s.outage_stddev),
-        ("online_mean", a.online_mean, &mut s.online_mean),
-        ("online_stddev", a.online_stddev, &mut s.online_stddev),
-    ] {
-        if let Some(v) = v {
-            *field = v;
-            let _ = flag;
-        }
-    }
-    s.check()
-        .map_err(|e| Error::input(format!("settings: {e}")))?;
-    let rows = outages::generate(&topology, &s, s.random_seed);
-    let text = outages::to_text(&rows, &topology);
-    match &a.out {
-        Some(p) => {
-            trace::write_text(p, &text)?;
-            println!("{} link changes: {}", rows.len(), p.display());
-        }
-        None => print!("{text}"),
-    }
-    Ok(())
-}
-
-fn topology_cmd(a: TopologyArgs) -> anyhow::Result<()> {
-    let spec = TopologySpec {
-        nodes: a.nodes,
-        locations: a.locations,
-        family: Family::parse(&a.family).map_err(|e| Error::input(format!("--type: {e}")))?,
-        local: pair(&a.local, "local")?,
-        wide: pair(&a.wide, "wide")?,
-        tick_model: a.tick_model,
-    };
-    spec.check().map_err(|e| Error::input(format!("--{e}")))?;
-    let text = serde_json::to_string_pretty(&spec.build())? + "\n";
-    match &a.out {
-        Some(p) => {
-            trace::write_text(p, &text)?;
-            println!(
-                "{} nodes over {} sites: {}",
-                a.nodes,
-                a.locations,
-                p.display()
-            );
-        }
-        None => print!("{text}"),
     }
     Ok(())
 }
