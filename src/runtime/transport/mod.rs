@@ -58,6 +58,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const ACK_EVERY: u64 = 64;
 const ACK_INTERVAL: Duration = Duration::from_millis(20);
+/// Bytes read from a peer's socket at a time.
+const READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendError {
@@ -437,6 +439,9 @@ impl Transport {
             rx
         });
         let acker = tokio::task::spawn_local(write_back(wr, last.clone(), wake.clone(), replies));
+        // Buffered: a frame is two reads (length, body), and unbuffered each
+        // is a syscall; TLS buffers by itself, a plain socket does not.
+        let mut rd = tokio::io::BufReader::with_capacity(READ_BUFFER, rd);
         let mut buf = Vec::new();
         loop {
             match read_frame(&mut rd, &mut buf).await {
