@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::default_out;
 use super::progress::Progress;
-use crate::drivers::kv::sim_check::{Faults, SimCheckOptions, World, describe, run_many};
+use crate::drivers::kv::history_file;
+use crate::drivers::kv::sim_check::{Faults, SimCheckOptions, World, describe, run_many_with};
 use crate::error::Error;
 use crate::settings::Settings;
 use crate::systems::kv::{KvConfig, Persistence};
@@ -56,6 +57,10 @@ pub struct Args {
     /// Where failing histories go [default: .tmp/kv-sim-check].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write every seed's whole history, as seed-N.history.jsonl under
+    /// --out (`dz kv check` reads them).
+    #[arg(long)]
+    histories: bool,
 }
 
 fn persistence(s: &str) -> Result<Persistence, String> {
@@ -129,9 +134,23 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(settings, &["kv-sim-check"]));
+    if a.histories {
+        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    }
+    let write_history = |r: &crate::drivers::kv::sim_check::SeedResult| {
+        if !a.histories {
+            return Ok(());
+        }
+        let path = out.join(format!("seed-{}.history.jsonl", r.seed));
+        history_file::write(&path, &r.history)
+    };
     let progress = Mutex::new(Progress::new(format!("checking {total} seeds")));
     let start = Instant::now();
-    let results = run_many(seeds, threads, a.world, &opts, &|done| {
+    let results = run_many_with(seeds, threads, a.world, &opts, &write_history, &|done| {
         if let Ok(mut p) = progress.lock() {
             p.update(done as f64 / total as f64);
         }
@@ -177,18 +196,20 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         );
     }
     let flags = replay_flags(&a);
-    let out = a
-        .out
-        .unwrap_or_else(|| default_out(settings, &["kv-sim-check"]));
+    if a.histories {
+        println!(
+            "wrote each seed's history to {}/seed-N.history.jsonl",
+            out.display()
+        );
+    }
     for r in failed.iter().take(20) {
-        let why = match &r.problem {
-            Some(p) => p.clone(),
-            None => {
+        let why = match (&r.problem, &r.verdict.violation) {
+            (Some(p), _) => p.clone(),
+            (None, None) => "not linearizable".into(),
+            (None, Some((_, core))) => {
                 std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-                let path = out.join(format!("seed-{}.json", r.seed));
-                let text = serde_json::to_string_pretty(&r.verdict)
-                    .map_err(|e| Error::runtime(e.to_string()))?;
-                std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+                let path = out.join(format!("seed-{}.violation.jsonl", r.seed));
+                history_file::write(&path, core)?;
                 format!(
                     "not linearizable; smallest failing history in {}",
                     path.display()

@@ -26,6 +26,11 @@ pub struct HistoryOp {
     pub ret_ns: Option<u64>,
     pub output: Option<Response>,
     pub tries: u32,
+    /// A read of the state the run started from (on a cluster that may
+    /// already hold data): its key starts unknown to the checker, not
+    /// absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub initial: bool,
 }
 
 struct Pending {
@@ -84,6 +89,7 @@ impl Client {
                 ret_ns: None,
                 output: None,
                 tries: p.tries,
+                initial: false,
             });
         }
         h
@@ -168,6 +174,7 @@ impl Client {
                     ret_ns: Some(ctx.now().as_nanos() as u64),
                     output: Some(output),
                     tries: p.tries,
+                    initial: false,
                 });
                 if let Some(i) = self.servers.iter().position(|&s| s == from) {
                     self.target = i;
