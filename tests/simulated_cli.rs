@@ -347,6 +347,7 @@ fn simulated_kv_check_reads_history_files() {
 #[case(&["demo", "--help"], "--out")]
 #[case(&["kv", "check", "--help"], "linearizability")]
 #[case(&["kv", "sim-check", "--help"], "--histories")]
+#[case(&["kv", "failover", "--help"], "--scene")]
 fn simulated_help_explains_each_command(#[case] args: &[&str], #[case] says: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let out = dz(tmp.path()).args(args).output().unwrap();

@@ -58,6 +58,10 @@ enum Command {
     /// Exits 0 if it is linearizable, 1 if not (printing the smallest
     /// failing sub-history found), 2 if the file is malformed.
     Check(super::kv_check::Args),
+    /// How long a simulated cluster stops answering when its master's
+    /// machine is killed and when it restarts (or a follower is cut off
+    /// and healed), over many seeds.
+    Failover(super::kv_failover::Args),
 }
 
 #[derive(clap::Args)]
@@ -120,6 +124,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     let op = match a.command {
         Some(Command::SimCheck(c)) => return super::kv_sim_check::run(settings, c),
         Some(Command::Check(c)) => return super::kv_check::run(c),
+        Some(Command::Failover(c)) => return super::kv_failover::run(c),
         Some(Command::Rest(r)) => return rest(settings, &a.cluster, &a.servers, r),
         Some(Command::Get { key }) => Op::Get(key),
         Some(Command::Exists { key }) => Op::Exists(key),
