@@ -5,18 +5,12 @@
 
 use std::time::Duration;
 
-use distzero::drivers::kv::outage::{Outage, Scene, measure};
-use distzero::drivers::kv::sim_check::{Faults, SimCheckOptions};
+use distzero::drivers::kv::outage::{Outage, Scene, measure, scene_options};
+use distzero::drivers::kv::sim_check::SimCheckOptions;
 use distzero::drivers::seeds::run_seeds;
 
 fn opts() -> SimCheckOptions {
-    SimCheckOptions {
-        servers: 3,
-        faults: Faults::parse("none").unwrap(),
-        load: Duration::from_secs(7),
-        settle: Duration::from_secs(2),
-        ..Default::default()
-    }
+    scene_options(3, Duration::from_secs(7))
 }
 
 fn ms(d: Duration) -> f64 {

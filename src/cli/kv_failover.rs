@@ -6,8 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::progress::Progress;
-use crate::drivers::kv::outage::{Gap, Outage, Scene, measure};
-use crate::drivers::kv::sim_check::{Faults, SimCheckOptions};
+use crate::drivers::kv::outage::{Gap, Outage, Scene, measure, scene_options};
 use crate::drivers::seeds::run_seeds;
 use crate::error::Error;
 
@@ -62,13 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Err(Error::input("need --seeds >= 1, --servers >= 3 and --down > 0").into());
     }
     let at = Duration::from_secs(2);
-    let opts = SimCheckOptions {
-        servers: a.servers,
-        faults: Faults::parse("none").expect("none parses"),
-        load: at + a.down + Duration::from_secs(3),
-        settle: Duration::from_secs(2),
-        ..Default::default()
-    };
+    let opts = scene_options(a.servers, at + a.down + Duration::from_secs(3));
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

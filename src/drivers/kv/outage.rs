@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::sim_check::{SeedResult, SimCheckOptions, build, history, newest_master, outcome};
+use super::sim_check::{
+    Faults, SeedResult, SimCheckOptions, build, history, newest_master, outcome,
+};
 use crate::error::Result;
 use crate::node::MachineId;
 use crate::systems::kv::client::HistoryOp;
@@ -78,6 +80,24 @@ pub fn longest_gaps(history: &[HistoryOp], count: usize) -> Vec<Gap> {
     gaps.sort_by_key(|g| std::cmp::Reverse(g.to_ns - g.from_ns));
     gaps.truncate(count);
     gaps
+}
+
+/// The cluster and load the scenes run: `servers` servers on a clean
+/// network, and clients like kv-bench's on examples/workloads/failover.toml
+/// (four, pausing up to 2 ms, trying the next server after 500 ms without
+/// an answer), loaded for `load`.
+pub fn scene_options(servers: usize, load: Duration) -> SimCheckOptions {
+    let mut o = SimCheckOptions {
+        servers,
+        faults: Faults::parse("none").expect("none parses"),
+        load,
+        settle: Duration::from_secs(2),
+        ..Default::default()
+    };
+    o.workload.clients = 4;
+    o.workload.interval_ms = 2.0;
+    o.workload.retry_ms = 500.0;
+    o
 }
 
 /// What happens to one server, and when.
