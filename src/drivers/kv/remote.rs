@@ -133,6 +133,7 @@ impl KvRemote {
     /// Redirects are followed, silent servers skipped, and the request is
     /// applied at most once however often it is sent.
     pub async fn call(&mut self, op: Op) -> Result<(Response, u32)> {
+        self.last_tries = 0;
         op.validate().map_err(Error::input)?;
         let id = self.next_id;
         self.next_id += 1;
