@@ -54,9 +54,11 @@ pub fn run_cmd(settings: &Settings, a: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_out(settings, &["kv-bench", &label]));
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let total = workload.requests * u64::from(workload.clients);
-    let duration = (workload.duration_ms > 0.0)
-        .then(|| format!(" (for at most {:.1} s)", workload.duration_ms / 1e3))
-        .unwrap_or_default();
+    let duration = if workload.duration_ms > 0.0 {
+        format!(" (for at most {:.1} s)", workload.duration_ms / 1e3)
+    } else {
+        String::new()
+    };
     println!(
         "{}: {} clients x {} requests{duration}, {}% reads, {} keys",
         spec.describe(),
