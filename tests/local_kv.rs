@@ -1,7 +1,7 @@
 //! The kv service on local processes: kill -9 of the master under load loses
 //! no acknowledged write, a corrupt log tail is cut and reported, the client
-//! and REST gateway answer properly, bad input is refused, and kv-bench
-//! drives etcd too.
+//! and REST gateway answer properly, bad input is refused, checked benches
+//! hold on a cluster that already holds data, and kv-bench drives etcd too.
 
 mod common;
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use common::real::{DZ, block_local, dz_run, settings};
+use common::real::{DZ, block_local, dz_ok, dz_run, settings};
 use distzero::backends::cluster::{ClusterController, down, up};
 use distzero::backends::state::ClusterState;
 use distzero::controller::{Fault, one_node_per_machine};
@@ -129,6 +129,7 @@ fn local_kv_kill_9_of_the_master_under_load_loses_no_acknowledged_write() {
                     ret_ns: Some(ret),
                     output: Some(r),
                     tries: 1,
+                    initial: false,
                 });
         }
         let verdict = check_history(&result.history);
@@ -456,32 +457,118 @@ fn local_kv_bench_drives_etcd_with_the_same_workload() {
     let Some(etcd) = etcd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
+    // Twice on the same etcd: the second starts from the first's data.
+    for run in ["bench", "again"] {
+        let (code, out, err) = dz_run(
+            t,
+            &[
+                "kv-bench",
+                "--workload",
+                "examples/workloads/small.toml",
+                "--target",
+                &format!("etcd://{}", etcd.address),
+                "--check",
+                "--out",
+                t.join(run).to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, Some(0), "{run}: {err}");
+        assert!(
+            out.contains("800 of 800 requests answered") && out.contains("linearizable: yes"),
+            "{run}: {out}"
+        );
+    }
     let out_dir = t.join("bench");
-    let (code, out, err) = dz_run(
-        t,
-        &[
-            "kv-bench",
-            "--workload",
-            "examples/workloads/small.toml",
-            "--target",
-            &format!("etcd://{}", etcd.address),
-            "--check",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, Some(0), "{err}");
-    assert!(
-        out.contains("800 of 800 requests answered") && out.contains("linearizable: yes"),
-        "{out}"
-    );
     let results = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
     assert!(
         results.starts_with("clients,seconds,requests_per_s,p50_us,p99_us,p999_us\n4,"),
         "{results}"
     );
     let latency = std::fs::read_to_string(out_dir.join("latency.csv")).unwrap();
-    assert!(latency.starts_with("start_us,client,request,op,latency_us,tries,result\n"));
+    assert!(latency.starts_with("start_us,client,request,op,key,latency_us,tries,result\n"));
     assert_eq!(latency.lines().count(), 801);
+    // The history holds the initial reads of the 10 keys besides the load.
+    let history = std::fs::read_to_string(out_dir.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 810);
     let _ = TargetSpec::parse_url("http://x").unwrap_err();
+}
+
+/// The second bench runs on the data the first left: it reads every key
+/// before its load and records those reads, so its check is right too.
+#[test]
+fn local_kv_two_checked_benches_back_to_back_both_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    dz_ok(
+        t,
+        &[
+            "cluster",
+            "up",
+            "--mode",
+            "local",
+            "--machines",
+            "3",
+            "--system",
+            "kv",
+            "--name",
+            "kvb",
+        ],
+    );
+    let mut histories = Vec::new();
+    for run in ["first", "second"] {
+        let dir = t.join(run);
+        let out = dz_ok(
+            t,
+            &[
+                "kv-bench",
+                "--workload",
+                "examples/workloads/small.toml",
+                "--cluster",
+                "kvb",
+                "--check",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.contains("800 of 800 requests answered") && out.contains("linearizable: yes"),
+            "{run}: {out}"
+        );
+        let latency = std::fs::read_to_string(dir.join("latency.csv")).unwrap();
+        assert!(
+            latency.starts_with("start_us,client,request,op,key,latency_us,tries,result\n"),
+            "{latency}"
+        );
+        assert_eq!(latency.lines().count(), 801);
+        let history = dir.join("history.jsonl");
+        let text = std::fs::read_to_string(&history).unwrap();
+        let initial: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(r#""initial":true"#))
+            .collect();
+        assert_eq!(initial.len(), 10, "one read per key first");
+        histories.push((
+            history,
+            initial.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+        ));
+    }
+    // The first found an empty cluster, the second the first's data.
+    assert!(
+        histories[0]
+            .1
+            .iter()
+            .all(|l| l.contains(r#""outcome":"not_found""#))
+    );
+    assert!(
+        histories[1]
+            .1
+            .iter()
+            .any(|l| l.contains(r#""outcome":"value""#)),
+        "{:?}",
+        histories[1].1
+    );
+    // The saved history checks again, from the file.
+    let out = dz_ok(t, &["kv", "check", histories[1].0.to_str().unwrap()]);
+    assert!(out.contains("linearizable: yes"), "{out}");
+    dz_ok(t, &["cluster", "down", "kvb"]);
 }

@@ -228,7 +228,7 @@ fn simulated_bench_and_demo_run() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("deliveries per wall second"), "{text}");
 
-    let out = dz(tmp.path()).arg("demo").output().unwrap();
+    let out = dz(tmp.path()).args(["demo", "--history"]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -248,6 +248,95 @@ fn simulated_bench_and_demo_run() {
         "a crash and a partition: {scene}"
     );
     assert_eq!(scene["unanswered"], 0);
+    // The scene's whole history, checked again from its file.
+    let history = tmp.path().join("demo/kv-history.jsonl");
+    let out = dz(tmp.path())
+        .args(["kv", "check", history.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("linearizable: yes"), "{text}");
+}
+
+/// `dz kv check`: a history sim-check wrote checks again from its file; a
+/// hand-made violation is reported (exit 1); a malformed file is one line
+/// naming the line (exit 2).
+#[test]
+fn simulated_kv_check_reads_history_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let out = dz(t)
+        .args([
+            "kv",
+            "sim-check",
+            "--seed",
+            "3",
+            "--seconds",
+            "2",
+            "--histories",
+        ])
+        .args(["--out", t.join("sc").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = t.join("sc/seed-3.history.jsonl");
+    let out = dz(t)
+        .args(["kv", "check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("linearizable: yes") && text.contains("longest gaps between answers"),
+        "{text}"
+    );
+
+    // A write acknowledged, then lost: the later read sees the old value.
+    let lost = write(
+        t,
+        "lost.jsonl",
+        concat!(
+            r#"{"client":1,"id":1,"op":"update","key":"a","value":"1","call_ns":0,"return_ns":10,"outcome":"ok"}"#,
+            "\n",
+            r#"{"client":1,"id":2,"op":"update","key":"a","value":"2","call_ns":20,"return_ns":30,"outcome":"ok"}"#,
+            "\n",
+            r#"{"client":2,"id":1,"op":"get","key":"a","call_ns":40,"return_ns":50,"outcome":"value","read":"1"}"#,
+            "\n",
+        ),
+    );
+    let out = dz(t).args(["kv", "check", &lost]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("NOT linearizable: key \"a\""), "{text}");
+    assert_eq!(text.matches(r#""key":"a""#).count(), 3, "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let bad = write(
+        t,
+        "bad.jsonl",
+        concat!(
+            r#"{"client":1,"id":1,"op":"get","key":"a","call_ns":0,"return_ns":10,"outcome":"not_found"}"#,
+            "\n",
+            r#"{"client":1,"id":2,"op":"get","key":"a","call_ns":20}"#,
+            "\n",
+        ),
+    );
+    for (file, says) in [
+        (bad.as_str(), "bad.jsonl: line 2: missing field `outcome`"),
+        ("nope.jsonl", "nope.jsonl"),
+    ] {
+        let out = dz(t).args(["kv", "check", file]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+    }
 }
 
 #[rstest]
@@ -256,6 +345,9 @@ fn simulated_bench_and_demo_run() {
 #[case(&["clocks", "--help"], "--internal-prob")]
 #[case(&["bench", "pingpong", "--help"], "--sim-ms")]
 #[case(&["demo", "--help"], "--out")]
+#[case(&["kv", "check", "--help"], "linearizability")]
+#[case(&["kv", "sim-check", "--help"], "--histories")]
+#[case(&["kv", "failover", "--help"], "--scene")]
 fn simulated_help_explains_each_command(#[case] args: &[&str], #[case] says: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let out = dz(tmp.path()).args(args).output().unwrap();

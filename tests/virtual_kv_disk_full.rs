@@ -102,6 +102,7 @@ fn virtual_kv_full_disk_stops_its_server_and_loses_no_acknowledged_write() {
                 ret_ns: Some(call + t0.elapsed().as_nanos() as u64 + 1),
                 output: Some(r),
                 tries: 1,
+                initial: false,
             });
         }
         let verdict = check_history(&result.history);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::clocks::{describe, run_and_write};
 use super::default_out;
 use crate::drivers::clocks::experiment::ClocksParams;
-use crate::drivers::kv::showcase;
+use crate::drivers::kv::{history_file, showcase};
 use crate::logging::{self, LogConfig};
 use crate::node::Mode;
 use crate::settings::Settings;
@@ -18,6 +18,10 @@ pub struct Args {
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also write the kv scene's whole client history (kv-history.jsonl,
+    /// which `dz kv check` reads).
+    #[arg(long)]
+    history: bool,
 }
 
 pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
@@ -62,7 +66,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     );
     println!("Plots: clock.png and queue.png in each directory; logs as CSV per machine.");
     println!();
-    kv_scene(&out, a.seed)?;
+    kv_scene(&out, a.seed, a.history)?;
     if let Some(line) = log.logstash_report() {
         println!("{line}");
     }
@@ -70,7 +74,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
 }
 
 /// The replicated kv service surviving a master crash and a partition.
-fn kv_scene(out: &Path, seed: u64) -> anyhow::Result<()> {
+fn kv_scene(out: &Path, seed: u64, history: bool) -> anyhow::Result<()> {
     let scene = showcase::run(seed)?;
     println!("{}", scene.title);
     for line in &scene.story {
@@ -97,6 +101,14 @@ fn kv_scene(out: &Path, seed: u64) -> anyhow::Result<()> {
         "Result: {}; check 1000 random worlds and fault schedules with `dz kv sim-check`.",
         path.display()
     );
+    if history {
+        let path = out.join("kv-history.jsonl");
+        history_file::write(&path, &r.history)?;
+        println!(
+            "The clients' history: {}; check it again with `dz kv check`.",
+            path.display()
+        );
+    }
     anyhow::ensure!(
         r.verdict.linearizable,
         "the kv history of seed {seed} is not linearizable"

@@ -1,5 +1,5 @@
 //! `dz kv`: the kv service's client (interactive or one command), its REST
-//! gateway, and the simulated check.
+//! gateway, the check of a history file and the simulated checks.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -51,7 +51,17 @@ enum Command {
     /// Serves GET/PUT/DELETE /kv/{key} and GET /kv over HTTP.
     Rest(RestArgs),
     /// Many seeded simulations under faults, each checked for linearizability.
-    SimCheck(super::kv_check::Args),
+    SimCheck(super::kv_sim_check::Args),
+    /// Checks a history file (history.jsonl, as kv-bench writes) for
+    /// linearizability and shows its longest gaps between answers.
+    ///
+    /// Exits 0 if it is linearizable, 1 if not (printing the smallest
+    /// failing sub-history found), 2 if the file is malformed.
+    Check(super::kv_check::Args),
+    /// How long a simulated cluster stops answering when its master's
+    /// machine is killed and when it restarts (or a follower is cut off
+    /// and healed), over many seeds.
+    Failover(super::kv_failover::Args),
 }
 
 #[derive(clap::Args)]
@@ -116,7 +126,9 @@ pub(super) fn servers(
 
 pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     let op = match a.command {
-        Some(Command::SimCheck(c)) => return super::kv_check::run(settings, c),
+        Some(Command::SimCheck(c)) => return super::kv_sim_check::run(settings, c),
+        Some(Command::Check(c)) => return super::kv_check::run(c),
+        Some(Command::Failover(c)) => return super::kv_failover::run(c),
         Some(Command::Rest(r)) => return rest(settings, &a.cluster, &a.servers, r),
         Some(Command::Get { key }) => Op::Get(key),
         Some(Command::Exists { key }) => Op::Exists(key),

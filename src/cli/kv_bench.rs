@@ -10,6 +10,7 @@ use super::default_out;
 use super::progress::Progress;
 use crate::drivers::kv::bench::{TargetSpec, latency_csv, percentiles, results_csv, run};
 use crate::drivers::kv::check::check_history;
+use crate::drivers::kv::history_file;
 use crate::error::Error;
 use crate::settings::Settings;
 use crate::systems::kv::workload::Workload;
@@ -53,8 +54,13 @@ pub fn run_cmd(settings: &Settings, a: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_out(settings, &["kv-bench", &label]));
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let total = workload.requests * u64::from(workload.clients);
+    let duration = if workload.duration_ms > 0.0 {
+        format!(" (for at most {:.1} s)", workload.duration_ms / 1e3)
+    } else {
+        String::new()
+    };
     println!(
-        "{}: {} clients x {} requests, {}% reads, {} keys",
+        "{}: {} clients x {} requests{duration}, {}% reads, {} keys",
         spec.describe(),
         workload.clients,
         workload.requests,
@@ -69,9 +75,16 @@ pub fn run_cmd(settings: &Settings, a: Args) -> anyhow::Result<()> {
             async move { run(&spec, &workload, a.seed, done).await }
         });
         let mut progress = Progress::new("kv-bench");
+        let started = std::time::Instant::now();
         while !task.is_finished() {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            progress.update(done.load(Ordering::Relaxed) as f64 / total as f64);
+            let by_count = done.load(Ordering::Relaxed) as f64 / total as f64;
+            let by_time = started.elapsed().as_secs_f64() * 1e3 / workload.duration_ms;
+            progress.update(if workload.duration_ms > 0.0 {
+                by_count.max(by_time).min(1.0)
+            } else {
+                by_count
+            });
         }
         progress.finish();
         task.await.map_err(|e| Error::runtime(e.to_string()))?
@@ -81,38 +94,27 @@ pub fn run_cmd(settings: &Settings, a: Args) -> anyhow::Result<()> {
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
         Ok(())
     };
-    write("latency.csv", latency_csv(&result.history))?;
+    history_file::write(&out.join("history.jsonl"), &result.history)?;
+    write("latency.csv", latency_csv(result.load()))?;
     write("results.csv", results_csv(workload.clients, &result))?;
-    let answered = result.history.iter().filter(|o| o.ret_ns.is_some()).count();
-    let (p50, p99, p999) = percentiles(&result.history);
+    let issued = result.load().count();
+    let answered = result.load().filter(|o| o.ret_ns.is_some()).count();
+    let (p50, p99, p999) = percentiles(result.load());
     println!(
-        "{answered} of {total} requests answered in {:.2} s: {:.0} requests/s; latency p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs",
+        "{answered} of {issued} requests answered in {:.2} s: {:.0} requests/s; latency p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs",
         result.seconds,
         answered as f64 / result.seconds
     );
     if let Some(e) = result.errors.first() {
         println!("{} requests got no answer; first: {e}", result.errors.len());
     }
-    println!("wrote {0}/latency.csv and {0}/results.csv", out.display());
+    println!(
+        "wrote {0}/history.jsonl, {0}/latency.csv and {0}/results.csv",
+        out.display()
+    );
     if a.check {
         let verdict = check_history(&result.history);
-        if verdict.linearizable {
-            println!(
-                "linearizable: yes ({} operations on {} keys checked, {} count/print skipped)",
-                verdict.operations - verdict.skipped,
-                verdict.keys,
-                verdict.skipped
-            );
-        } else {
-            let path = out.join("violation.json");
-            let text = serde_json::to_string_pretty(&verdict)
-                .map_err(|e| Error::runtime(e.to_string()))?;
-            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
-            anyhow::bail!(
-                "NOT linearizable: the smallest failing history found is in {}",
-                path.display()
-            );
-        }
+        super::kv_check::report(&verdict, Some(&out.join("violation.jsonl")))?;
     }
     Ok(())
 }

@@ -1,193 +1,72 @@
-//! `dz kv sim-check`: many seeded simulations of a kv cluster under faults,
-//! each history checked for linearizability, in parallel over the cores.
+//! `dz kv check FILE`: checks a kv history file (`history.jsonl`, as
+//! kv-bench, sim-check and the demo write it, or from another tool) for
+//! linearizability, and shows where the service stopped answering.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
-use super::default_out;
-use super::seed_args::{Pooled, SeedArgs};
-use crate::drivers::kv::sim_check::{Faults, SimCheckOptions, World, describe, run_many};
+use crate::drivers::kv::check::{Verdict, check_history};
+use crate::drivers::kv::history_file;
+use crate::drivers::kv::outage::longest_gaps;
 use crate::error::Error;
-use crate::settings::Settings;
-use crate::systems::kv::{KvConfig, Persistence};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pool: SeedArgs,
-    /// swarm: each seed draws servers (3-7), quorums, delegation,
-    /// persistence, window, batch, fault rates and disk faults; fixed: the
-    /// flags below.
-    #[arg(long, default_value = "swarm", value_parser = World::parse)]
-    world: World,
-    /// Faults to inject, comma-separated: crash, partition, drop, duplicate, reorder, disk, none.
-    #[arg(long, default_value = Faults::ALL, value_parser = Faults::parse)]
-    faults: Faults,
-    /// Servers (fixed world) [default: 5].
-    #[arg(long)]
-    servers: Option<usize>,
-    /// Seconds of load under faults per seed.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// Persistence of the servers (fixed world): fsync or none [default: fsync].
-    #[arg(long, value_parser = persistence)]
-    persistence: Option<Persistence>,
-    /// Replicate through rotating coordinators (fixed world).
-    #[arg(long)]
-    delegate: bool,
-    /// Check the deliberately broken variant that acknowledges before a quorum.
-    #[arg(long)]
-    broken: bool,
-    /// Check the broken variant that carries on after a failed write, as if
-    /// it had happened (the simulator's fail-stop switched off).
-    #[arg(long)]
-    no_fail_stop: bool,
-    /// Where failing histories go [default: .tmp/kv-sim-check].
-    #[arg(long)]
-    out: Option<PathBuf>,
+    /// The history: one JSON object per operation (see docs/kv.md).
+    file: PathBuf,
 }
 
-fn persistence(s: &str) -> Result<Persistence, String> {
-    match s {
-        "fsync" => Ok(Persistence::Fsync),
-        "none" => Ok(Persistence::None),
-        other => Err(format!("{other:?}: persistence is fsync or none")),
-    }
-}
-
-/// The flags that replay a seed of this run.
-fn replay_flags(a: &Args) -> String {
-    let mut flags = format!("--faults {} --seconds {}", a.faults.names(), a.seconds);
-    if a.world == World::Fixed {
-        flags.push_str(" --world fixed");
-        if let Some(n) = a.servers {
-            flags.push_str(&format!(" --servers {n}"));
-        }
-        if a.persistence == Some(Persistence::None) {
-            flags.push_str(" --persistence none");
-        }
-        if a.delegate {
-            flags.push_str(" --delegate");
-        }
-    }
-    if a.broken {
-        flags.push_str(" --broken");
-    }
-    if a.no_fail_stop {
-        flags.push_str(" --no-fail-stop");
-    }
-    flags
-}
-
-pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
-    if a.servers == Some(0) || a.seconds == 0 {
-        return Err(Error::input("--servers and --seconds must be at least 1").into());
-    }
-    if a.world == World::Swarm && (a.servers.is_some() || a.persistence.is_some() || a.delegate) {
-        return Err(Error::input(
-            "--servers, --persistence and --delegate set a fixed world: add --world fixed",
-        )
-        .into());
-    }
-    let persistence = a.persistence.unwrap_or(Persistence::Fsync);
-    let opts = SimCheckOptions {
-        servers: a.servers.unwrap_or(5),
-        // Without fsync a crashed server must catch up before it may vote
-        // again; crashes that come faster than that can stall the cluster.
-        gap: Duration::from_millis(if persistence == Persistence::None {
-            3000
-        } else {
-            100
-        }),
-        load: Duration::from_secs(a.seconds),
-        faults: a.faults,
-        config: KvConfig {
-            persistence,
-            delegate: a.delegate,
-            unsafe_ack_before_quorum: a.broken,
-            ..Default::default()
-        },
-        fail_stop: !a.no_fail_stop,
-        ..Default::default()
-    };
-    let Pooled {
-        results,
-        wall_s: wall,
-        threads,
-    } = a
-        .pool
-        .run(|seeds, threads, progress| run_many(seeds, threads, a.world, &opts, progress))?;
-    let failed: Vec<_> = results.iter().filter(|r| r.failed()).collect();
-    let stuck: Vec<_> = results
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let history = history_file::read(&a.file)?;
+    let clients: BTreeSet<u32> = history.iter().map(|h| h.client).collect();
+    let initial = history.iter().filter(|h| h.initial).count();
+    let unanswered = history.iter().filter(|h| h.ret_ns.is_none()).count();
+    println!(
+        "{}: {} operations by {} clients ({initial} initial reads), {unanswered} unanswered",
+        a.file.display(),
+        history.len(),
+        clients.len()
+    );
+    let gaps: Vec<String> = longest_gaps(&history, 3)
         .iter()
-        .filter(|r| !r.failed() && r.unanswered > 0)
+        .map(|g| {
+            format!(
+                "{:.1} ms from {:.3} s",
+                g.len().as_secs_f64() * 1e3,
+                g.from_ns as f64 / 1e9
+            )
+        })
         .collect();
-    let ops: usize = results.iter().map(|r| r.completed).sum();
-    let view_changes: u64 = results.iter().map(|r| r.view_changes).sum();
-    let fail_stops: u64 = results.iter().map(|r| r.fail_stops).sum();
-    let per_minute_core = results.len() as f64 / wall * 60.0 / threads as f64;
-    let world = match a.world {
-        World::Swarm => "worlds drawn per seed".to_string(),
-        World::Fixed => format!("{} servers", opts.servers),
+    if !gaps.is_empty() {
+        println!("longest gaps between answers: {}", gaps.join(", "));
+    }
+    report(&check_history(&history), None)
+}
+
+/// Prints the verdict. On a violation it prints the smallest failing
+/// sub-history found, writes it to `keep` if given (a history file itself,
+/// so `dz kv check` runs on it), and fails.
+pub(super) fn report(verdict: &Verdict, keep: Option<&Path>) -> anyhow::Result<()> {
+    let Some((key, core)) = &verdict.violation else {
+        println!(
+            "linearizable: yes ({} operations on {} keys checked, {} count/print skipped)",
+            verdict.operations - verdict.skipped,
+            verdict.keys,
+            verdict.skipped
+        );
+        return Ok(());
     };
-    println!(
-        "{} seeds, {world}, faults {}: {} operations checked, {} view changes, {} fail-stops; \
-         {} failed, {} with unanswered requests",
-        results.len(),
-        a.faults.names(),
-        ops,
-        view_changes,
-        fail_stops,
-        failed.len(),
-        stuck.len()
-    );
-    println!(
-        "{wall:.1} s on {threads} threads: {per_minute_core:.0} checked seeds per minute per core"
-    );
-    if let Some(r) = results.first().filter(|_| results.len() == 1) {
-        println!(
-            "seed {}: trace hash {}, {} operations; world: {}",
-            r.seed,
-            r.trace_hash,
-            r.completed,
-            describe(&a.world.options(r.seed, &opts))
-        );
+    let lines = history_file::to_jsonl(core);
+    println!("NOT linearizable: key {key:?}; the smallest failing sub-history found:");
+    print!("{lines}");
+    match keep {
+        Some(path) => {
+            std::fs::write(path, &lines).map_err(|e| Error::io(path, e))?;
+            anyhow::bail!(
+                "NOT linearizable: the smallest failing history found is in {}",
+                path.display()
+            )
+        }
+        None => anyhow::bail!("NOT linearizable (key {key:?})"),
     }
-    let flags = replay_flags(&a);
-    let out = a
-        .out
-        .unwrap_or_else(|| default_out(settings, &["kv-sim-check"]));
-    for r in failed.iter().take(20) {
-        let why = match &r.problem {
-            Some(p) => p.clone(),
-            None => {
-                std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-                let path = out.join(format!("seed-{}.json", r.seed));
-                let text = serde_json::to_string_pretty(&r.verdict)
-                    .map_err(|e| Error::runtime(e.to_string()))?;
-                std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
-                format!(
-                    "not linearizable; smallest failing history in {}",
-                    path.display()
-                )
-            }
-        };
-        println!("FAILED seed {}: {why}", r.seed);
-        println!("  world: {}", describe(&a.world.options(r.seed, &opts)));
-        println!("  replay: dz kv sim-check --seed {} {flags}", r.seed);
-    }
-    for r in stuck.iter().take(10) {
-        println!(
-            "seed {}: {} requests never answered; replay: dz kv sim-check --seed {} {flags}",
-            r.seed, r.unanswered, r.seed
-        );
-    }
-    if !failed.is_empty() || !stuck.is_empty() {
-        anyhow::bail!(
-            "{} of {} seeds failed",
-            failed.len() + stuck.len(),
-            results.len()
-        );
-    }
-    Ok(())
 }

@@ -15,6 +15,8 @@ mod image;
 mod kv;
 mod kv_bench;
 mod kv_check;
+mod kv_failover;
+mod kv_sim_check;
 mod machine;
 mod progress;
 pub(crate) mod runtime;

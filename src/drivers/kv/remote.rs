@@ -47,6 +47,8 @@ pub struct KvRemote {
     pub retry: Duration,
     /// Give up on a request after this long.
     pub deadline: Duration,
+    /// Sends the last call made, answered or not.
+    pub last_tries: u32,
 }
 
 impl KvRemote {
@@ -62,6 +64,7 @@ impl KvRemote {
             next_id: 1,
             retry: Duration::from_millis(500),
             deadline: Duration::from_secs(10),
+            last_tries: 0,
         }
     }
 
@@ -130,6 +133,7 @@ impl KvRemote {
     /// Redirects are followed, silent servers skipped, and the request is
     /// applied at most once however often it is sent.
     pub async fn call(&mut self, op: Op) -> Result<(Response, u32)> {
+        self.last_tries = 0;
         op.validate().map_err(Error::input)?;
         let id = self.next_id;
         self.next_id += 1;
@@ -144,6 +148,7 @@ impl KvRemote {
         let mut last_error = String::from("no answer");
         while started.elapsed() < self.deadline {
             tries += 1;
+            self.last_tries = tries;
             let i = self.target;
             if let Err(e) = self.send(i, &req).await {
                 last_error = e.to_string();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::sim_check::{SeedResult, SimCheckOptions, build, outcome};
+use super::sim_check::{SeedResult, SimCheckOptions, build, newest_master as master, outcome};
 use crate::error::Result;
 use crate::node::{MachineId, NodeId};
 use crate::sim::Simulation;
@@ -18,16 +18,6 @@ pub struct Showcase {
     pub result: SeedResult,
     /// Keys and values every server holds at the end, if they all agree.
     pub agreed_keys: Option<usize>,
-}
-
-/// The master of the newest view (a cut-off master may still think it leads).
-fn master(sim: &Simulation<KvNode>, servers: usize) -> Option<(u32, u64)> {
-    (0..servers as u32)
-        .filter_map(|s| {
-            let server = sim.node(NodeId(s))?.as_server()?;
-            server.is_master().then(|| (s, server.view()))
-        })
-        .max_by_key(|&(_, view)| view)
 }
 
 fn describe_master(sim: &Simulation<KvNode>, servers: usize) -> String {

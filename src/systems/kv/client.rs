@@ -26,6 +26,11 @@ pub struct HistoryOp {
     pub ret_ns: Option<u64>,
     pub output: Option<Response>,
     pub tries: u32,
+    /// A read of the state the run started from (on a cluster that may
+    /// already hold data): its key starts unknown to the checker, not
+    /// absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub initial: bool,
 }
 
 struct Pending {
@@ -33,6 +38,11 @@ struct Pending {
     call_ns: u64,
     sent_ns: u64,
     tries: u32,
+    /// The server the latest send went to, until a redirect from it is
+    /// followed. Only that one redirect is: a duplicated or late reply
+    /// must not fork the request into copies that bounce between servers
+    /// and multiply while no master is known.
+    sent_to: Option<NodeId>,
 }
 
 pub struct Client {
@@ -84,6 +94,7 @@ impl Client {
                 ret_ns: None,
                 output: None,
                 tries: p.tries,
+                initial: false,
             });
         }
         h
@@ -132,6 +143,7 @@ impl Client {
                 call_ns: now,
                 sent_ns: now,
                 tries: 1,
+                sent_to: None,
             },
         );
         self.send(ctx, id);
@@ -139,16 +151,18 @@ impl Client {
 
     fn send(&mut self, ctx: &mut Ctx<'_, KvMsg>, id: u64) {
         let min_outstanding = self.pending.keys().next().copied().unwrap_or(self.next_id);
-        let Some(p) = self.pending.get(&id) else {
+        let to = self.servers[self.target];
+        let Some(p) = self.pending.get_mut(&id) else {
             return;
         };
+        p.sent_to = Some(to);
         let req = Request {
             client: ctx.me(),
             id,
             op: p.op.clone(),
             min_outstanding,
         };
-        ctx.send(self.servers[self.target], KvMsg::Request(req));
+        ctx.send(to, KvMsg::Request(req));
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, KvMsg>, from: NodeId, msg: KvMsg) {
@@ -168,6 +182,7 @@ impl Client {
                     ret_ns: Some(ctx.now().as_nanos() as u64),
                     output: Some(output),
                     tries: p.tries,
+                    initial: false,
                 });
                 if let Some(i) = self.servers.iter().position(|&s| s == from) {
                     self.target = i;
@@ -180,11 +195,19 @@ impl Client {
                 let Some(p) = self.pending.get_mut(&id) else {
                     return;
                 };
+                if p.sent_to != Some(from) {
+                    return; // not the answer to the latest send
+                }
                 p.tries += 1;
                 p.sent_ns = ctx.now().as_nanos() as u64;
+                // The hinted master, else the server after this one; never
+                // this one again, so each send is answered by a new server.
+                let n = self.servers.len();
+                let here = self.servers.iter().position(|&s| s == from).unwrap_or(0);
                 self.target = hint
+                    .filter(|&h| h != from)
                     .and_then(|h| self.servers.iter().position(|&s| s == h))
-                    .unwrap_or((self.target + 1) % self.servers.len());
+                    .unwrap_or((here + 1) % n);
                 self.send(ctx, id);
             }
         }

@@ -223,6 +223,15 @@ pub enum KvMsg {
         view: u64,
         index: u64,
     },
+    /// Before a view change (Raft's pre-vote): does anyone still hear a
+    /// master in `view`? Changes nothing at the receiver.
+    PreVote {
+        view: u64,
+    },
+    /// No master heard for an election timeout: go ahead.
+    PreVoteOk {
+        view: u64,
+    },
 }
 
 impl Message for KvMsg {
@@ -241,6 +250,8 @@ impl Message for KvMsg {
             "ViewState",
             "Delegate",
             "Replicated",
+            "PreVote",
+            "PreVoteOk",
         ]
     }
 
@@ -259,6 +270,8 @@ impl Message for KvMsg {
             KvMsg::ViewState { .. } => 10,
             KvMsg::Delegate { .. } => 11,
             KvMsg::Replicated { .. } => 12,
+            KvMsg::PreVote { .. } => 13,
+            KvMsg::PreVoteOk { .. } => 14,
         }
     }
 

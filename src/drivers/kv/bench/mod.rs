@@ -1,7 +1,9 @@
 //! The load generator behind `dz kv-bench`: concurrent clients run a
 //! workload against a target (a DistZero kv cluster, or etcd), and every
 //! operation is recorded with its timing, for latency figures and for the
-//! linearizability checker.
+//! linearizability checker. Before the load, every key the workload uses
+//! is read once and the reads are put in the history (marked `initial`):
+//! the cluster may already hold data, and the checker must know what.
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -25,12 +27,21 @@ use crate::systems::kv::workload::Workload;
 pub trait Target: Send {
     /// The answer, and how many sends it took.
     async fn call(&mut self, op: Op) -> Result<(Response, u32)>;
+
+    /// How many sends the last call made, answered or not.
+    fn last_tries(&self) -> u32 {
+        1
+    }
 }
 
 #[async_trait]
 impl Target for KvRemote {
     async fn call(&mut self, op: Op) -> Result<(Response, u32)> {
         KvRemote::call(self, op).await
+    }
+
+    fn last_tries(&self) -> u32 {
+        self.last_tries
     }
 }
 
@@ -84,54 +95,76 @@ impl TargetSpec {
 }
 
 pub struct BenchRun {
+    /// The initial reads, then the workload's operations.
     pub history: Vec<HistoryOp>,
+    /// How long the workload ran (the initial reads aside).
     pub seconds: f64,
     /// Operations that got no answer, with why.
     pub errors: Vec<String>,
 }
 
-/// Runs the workload: `clients` concurrent clients, `requests` each.
-pub async fn run(
+impl BenchRun {
+    /// The workload's operations (the initial reads aside).
+    pub fn load(&self) -> impl Iterator<Item = &HistoryOp> {
+        self.history.iter().filter(|h| !h.initial)
+    }
+}
+
+/// One call, timed from `start`; an unanswered one says why in `errors`.
+async fn timed_call(
+    target: &mut dyn Target,
+    client: u32,
+    id: u64,
+    op: Op,
+    start: Instant,
+    errors: &mut Vec<String>,
+) -> HistoryOp {
+    let call_ns = start.elapsed().as_nanos() as u64;
+    let result = target.call(op.clone()).await;
+    let ret_ns = start.elapsed().as_nanos() as u64;
+    let (ret_ns, output, tries) = match result {
+        Ok((r, tries)) => (Some(ret_ns), Some(r), tries),
+        Err(e) => {
+            errors.push(e.to_string());
+            (None, None, target.last_tries())
+        }
+    };
+    HistoryOp {
+        client,
+        id,
+        op,
+        call_ns,
+        ret_ns,
+        output,
+        tries,
+        initial: false,
+    }
+}
+
+/// Readers of the starting state at most.
+const INITIAL_READERS: u32 = 16;
+
+/// Reads every key of the workload once, before the load: as clients
+/// numbered from `w.clients` on, each reading every n-th key.
+async fn read_starting_state(
     spec: &TargetSpec,
     w: &Workload,
-    seed: u64,
-    done: Arc<AtomicU64>,
-) -> Result<BenchRun> {
-    let start = Instant::now();
+    start: Instant,
+) -> Result<(Vec<HistoryOp>, Vec<String>)> {
+    let readers = INITIAL_READERS.min(w.keys);
     let mut tasks = Vec::new();
-    for client in 0..w.clients {
-        let (spec, w, done) = (spec.clone(), w.clone(), done.clone());
+    for r in 0..readers {
+        let (spec, w) = (spec.clone(), w.clone());
         tasks.push(tokio::spawn(async move {
             let mut target = spec.connect().await?;
-            let mut rng = stream(seed, "kv-bench", client.into());
-            let mut history = Vec::with_capacity(w.requests as usize);
-            let mut errors = Vec::new();
-            for id in 1..=w.requests {
-                let op = w.op(&mut rng);
-                let call_ns = start.elapsed().as_nanos() as u64;
-                let result = target.call(op.clone()).await;
-                let ret_ns = start.elapsed().as_nanos() as u64;
-                let (ret_ns, output, tries) = match result {
-                    Ok((r, tries)) => (Some(ret_ns), Some(r), tries),
-                    Err(e) => {
-                        errors.push(e.to_string());
-                        (None, None, 0)
-                    }
-                };
-                history.push(HistoryOp {
-                    client,
-                    id,
-                    op,
-                    call_ns,
-                    ret_ns,
-                    output,
-                    tries,
-                });
-                done.fetch_add(1, Ordering::Relaxed);
-                if w.interval_ms > 0.0 {
-                    let pause = rng.random_range(0.0..=w.interval_ms);
-                    tokio::time::sleep(Duration::from_secs_f64(pause / 1e3)).await;
-                }
+            let (mut history, mut errors) = (Vec::new(), Vec::new());
+            for (id, k) in (r..w.keys).step_by(readers as usize).enumerate() {
+                let op = Op::Get(w.key(k));
+                let client = w.clients + r;
+                let mut h =
+                    timed_call(&mut *target, client, id as u64 + 1, op, start, &mut errors).await;
+                h.initial = true;
+                history.push(h);
             }
             Ok::<_, Error>((history, errors))
         }));
@@ -141,21 +174,70 @@ pub async fn run(
     for t in tasks {
         let (h, e) = t
             .await
+            .map_err(|e| Error::runtime(format!("a reader task failed: {e}")))??;
+        history.extend(h);
+        errors.extend(e);
+    }
+    Ok((history, errors))
+}
+
+/// Reads the starting state, then runs the workload: `clients` concurrent
+/// clients, `requests` each.
+pub async fn run(
+    spec: &TargetSpec,
+    w: &Workload,
+    seed: u64,
+    done: Arc<AtomicU64>,
+) -> Result<BenchRun> {
+    let start = Instant::now();
+    let (initial, initial_errors) = read_starting_state(spec, w, start).await?;
+    let load_start = start.elapsed();
+    // With a duration, clients stop sending new requests once it is over.
+    let stop =
+        (w.duration_ms > 0.0).then(|| load_start + Duration::from_secs_f64(w.duration_ms / 1e3));
+    let mut tasks = Vec::new();
+    for client in 0..w.clients {
+        let (spec, w, done) = (spec.clone(), w.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut target = spec.connect().await?;
+            let mut rng = stream(seed, "kv-bench", client.into());
+            let mut history = Vec::with_capacity(w.requests as usize);
+            let mut errors = Vec::new();
+            for id in 1..=w.requests {
+                if stop.is_some_and(|s| start.elapsed() >= s) {
+                    break;
+                }
+                let op = w.op(&mut rng);
+                history.push(timed_call(&mut *target, client, id, op, start, &mut errors).await);
+                done.fetch_add(1, Ordering::Relaxed);
+                if w.interval_ms > 0.0 {
+                    let pause = rng.random_range(0.0..=w.interval_ms);
+                    tokio::time::sleep(Duration::from_secs_f64(pause / 1e3)).await;
+                }
+            }
+            Ok::<_, Error>((history, errors))
+        }));
+    }
+    let mut history = initial;
+    let mut errors = initial_errors;
+    for t in tasks {
+        let (h, e) = t
+            .await
             .map_err(|e| Error::runtime(format!("a client task failed: {e}")))??;
         history.extend(h);
         errors.extend(e);
     }
     Ok(BenchRun {
         history,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: (start.elapsed() - load_start).as_secs_f64(),
         errors,
     })
 }
 
 /// Latency percentiles in µs of answered operations: (p50, p99, p99.9).
-pub fn percentiles(history: &[HistoryOp]) -> (u64, u64, u64) {
+pub fn percentiles<'a>(ops: impl IntoIterator<Item = &'a HistoryOp>) -> (u64, u64, u64) {
     let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
-    for op in history {
+    for op in ops {
         if let Some(ret) = op.ret_ns {
             crate::node::metrics::record(&mut h, (ret - op.call_ns) / 1000);
         }
@@ -178,25 +260,33 @@ fn op_name(op: &Op) -> &'static str {
     }
 }
 
-/// `latency.csv`: one line per operation, in call order.
-pub fn latency_csv(history: &[HistoryOp]) -> String {
-    let mut ops: Vec<&HistoryOp> = history.iter().collect();
-    ops.sort_by_key(|o| o.call_ns);
-    let mut s = String::from("start_us,client,request,op,latency_us,tries,result\n");
+/// A CSV field: commas and line breaks would split it.
+fn field(text: &str) -> String {
+    text.replace([',', '\n', '\r'], " ")
+}
+
+/// `latency.csv`: one line per operation of the workload, in call order;
+/// an unanswered one has no latency and the result `no answer` (the
+/// complete record, values and all, is `history.jsonl`).
+pub fn latency_csv<'a>(ops: impl IntoIterator<Item = &'a HistoryOp>) -> String {
+    let mut ops: Vec<&HistoryOp> = ops.into_iter().collect();
+    ops.sort_by_key(|o| (o.call_ns, o.client, o.id));
+    let mut s = String::from(LATENCY_HEADER);
     for o in ops {
         let (latency, result) = match (o.ret_ns, &o.output) {
             (Some(r), Some(out)) => (
-                (r - o.call_ns) / 1000,
-                out.to_string().replace([',', '\n'], " "),
+                ((r - o.call_ns) / 1000).to_string(),
+                field(&out.to_string()),
             ),
-            _ => (0, "no answer".into()),
+            _ => (String::new(), "no answer".into()),
         };
         s.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{}\n",
             o.call_ns / 1000,
             o.client,
             o.id,
             op_name(&o.op),
+            field(o.op.key().unwrap_or("")),
             latency,
             o.tries,
             result
@@ -205,10 +295,12 @@ pub fn latency_csv(history: &[HistoryOp]) -> String {
     s
 }
 
+pub const LATENCY_HEADER: &str = "start_us,client,request,op,key,latency_us,tries,result\n";
+
 /// `results.csv`: one line for the run.
 pub fn results_csv(clients: u32, run: &BenchRun) -> String {
-    let answered = run.history.iter().filter(|o| o.ret_ns.is_some()).count();
-    let (p50, p99, p999) = percentiles(&run.history);
+    let answered = run.load().filter(|o| o.ret_ns.is_some()).count();
+    let (p50, p99, p999) = percentiles(run.load());
     format!(
         "clients,seconds,requests_per_s,p50_us,p99_us,p999_us\n{clients},{:.3},{:.1},{p50},{p99},{p999}\n",
         run.seconds,

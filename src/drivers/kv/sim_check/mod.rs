@@ -28,6 +28,7 @@ use crate::net::{ClockSkew, Fault, Latency, MessageFaults};
 use crate::node::{MachineId, NodeId, StorageFaults};
 use crate::rng::stream;
 use crate::sim::{SimConfig, Simulation};
+use crate::systems::kv::client::HistoryOp;
 use crate::systems::kv::workload::Workload;
 use crate::systems::kv::{Kv, KvConfig, KvNode, Persistence};
 use crate::systems::{NodeSpec, Roster, System};
@@ -148,6 +149,10 @@ pub struct SeedResult {
     pub coordinator_takeovers: u64,
     /// Servers stopped by a failed write (fail-stop).
     pub fail_stops: u64,
+    /// The clients' whole history ([`run_many`] drops it once the seed is
+    /// checked; [`run_many_with`] shows it first).
+    #[serde(skip)]
+    pub history: Vec<HistoryOp>,
 }
 
 impl SeedResult {
@@ -376,9 +381,8 @@ pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Si
     Ok((result, sim))
 }
 
-/// Collects the clients' histories and checks them.
-pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> SeedResult {
-    let n = opts.servers as u32;
+/// The clients' histories, answered and unanswered operations alike.
+pub fn history(sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> Vec<HistoryOp> {
     let mut history = Vec::new();
     for i in opts.servers..sim.node_count() {
         let id = NodeId(i as u32);
@@ -386,6 +390,24 @@ pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> S
             history.extend(c.full_history(id));
         }
     }
+    history
+}
+
+/// The master of the newest view, with that view (a cut-off master may
+/// still think it leads an older one).
+pub fn newest_master(sim: &Simulation<KvNode>, servers: usize) -> Option<(u32, u64)> {
+    (0..servers as u32)
+        .filter_map(|s| {
+            let server = sim.node(NodeId(s))?.as_server()?;
+            server.is_master().then(|| (s, server.view()))
+        })
+        .max_by_key(|&(_, view)| view)
+}
+
+/// Collects the clients' histories and checks them.
+pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> SeedResult {
+    let n = opts.servers as u32;
+    let history = history(sim, opts);
     let unanswered = history.iter().filter(|h| h.ret_ns.is_none()).count();
     let counter = |name: &str| (0..n).map(|s| sim.metrics(NodeId(s)).counter(name)).sum();
     SeedResult {
@@ -393,6 +415,7 @@ pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> S
         completed: history.len() - unanswered,
         unanswered,
         verdict: check_history(&history),
+        history,
         problem: None,
         trace_hash: format!("{:016x}", sim.trace_hash()),
         view_changes: counter("view_changes"),
@@ -421,6 +444,7 @@ fn panicked(seed: u64, why: String) -> SeedResult {
         log_tails_cut: 0,
         coordinator_takeovers: 0,
         fail_stops: 0,
+        history: Vec::new(),
     }
 }
 
@@ -448,10 +472,28 @@ pub fn run_many(
     opts: &SimCheckOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<SeedResult>> {
+    run_many_with(seeds, threads, world, opts, &|_| Ok(()), progress)
+}
+
+/// [`run_many`], handing each seed's result with its whole history to
+/// `each` (to write it out, say) before the history is dropped.
+pub fn run_many_with(
+    seeds: Range<u64>,
+    threads: usize,
+    world: World,
+    opts: &SimCheckOptions,
+    each: &(dyn Fn(&SeedResult) -> Result<()> + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<SeedResult>> {
     run_seeds(
         seeds,
         threads,
-        &|seed| check_seed(seed, world, opts),
+        &|seed| {
+            let mut r = check_seed(seed, world, opts)?;
+            each(&r)?;
+            r.history = Vec::new();
+            Ok(r)
+        },
         progress,
     )
 }

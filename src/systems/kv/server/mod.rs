@@ -4,8 +4,9 @@
 //! into log slots, keeps up to `window` slots in flight, and a slot commits
 //! once a replication quorum has it durably (synced before each
 //! acknowledgement with `persistence = "fsync"`). A server that stops
-//! hearing from its master starts the next view it owns: it asks a recovery
-//! quorum for their logs, keeps per slot the committed entry, else the one of
+//! hearing from its master first asks the others whether they still hear
+//! one (pre-vote); only if a recovery quorum hears none does it start the
+//! next view it owns: it asks a recovery quorum for their logs, keeps per slot the committed entry, else the one of
 //! the highest view, else a no-op, and prepares them again in its view.
 //! With `delegate`, slots are replicated by rotating coordinators; a slot
 //! whose coordinator goes quiet is taken over by the master.
@@ -20,10 +21,11 @@
 //!
 //! One concept per file: `batching` (client requests into slots),
 //! `replication` (prepare, acknowledge, commit), `catch_up` (fetch and
-//! install), `snapshot` (apply and compact), `view_change`.
+//! install), `snapshot` (apply and compact), `pre_vote`, `view_change`.
 
 mod batching;
 mod catch_up;
+mod pre_vote;
 mod replication;
 mod snapshot;
 mod view_change;
@@ -50,6 +52,13 @@ const FETCH_BATCH: u64 = 64;
 /// its variant.
 enum Status {
     Normal,
+    /// Its master is silent, or it has just restarted and does not know
+    /// the current view: it asks whether anyone hears a master before it
+    /// starts a view change (see `pre_vote`). It follows meanwhile.
+    PreVote {
+        grants: BTreeSet<usize>,
+        started: Duration,
+    },
     /// Collecting votes to become master of its view.
     ViewChange {
         votes: BTreeMap<usize, Vote>,
@@ -69,6 +78,7 @@ impl Status {
     fn name(&self) -> &'static str {
         match self {
             Status::Normal => "Normal",
+            Status::PreVote { .. } => "PreVote",
             Status::ViewChange { .. } => "ViewChange",
             Status::Recovering { .. } => "Recovering",
         }
@@ -272,11 +282,13 @@ impl Server {
             let _ = log::save_view(ctx.storage(), 0);
         } else if !self.sync() {
             self.status = Status::Recovering { to: None };
-        } else if self.master_of(self.view) == self.me {
-            // A master that restarted lost its volatile state (commit index,
-            // votes, pending slots): it takes over again only through a
-            // view change.
-            self.start_view_change(ctx);
+        } else {
+            // A restarted server does not know the current view, and a
+            // restarted master lost its volatile state (commit index,
+            // votes, pending slots): it asks before it acts, so it learns
+            // the view from a healthy master instead of unseating it, and
+            // takes over again only through a view change.
+            self.start_pre_vote(ctx);
         }
         self.check_invariants();
     }
@@ -289,7 +301,9 @@ impl Server {
         match &self.status {
             Status::ViewChange { votes, started } => {
                 if now > *started + self.election_timeout {
-                    self.start_view_change(ctx);
+                    // No quorum came: ask again before the next view, so a
+                    // server cut off does not come back in a view of its own.
+                    self.start_pre_vote(ctx);
                 } else {
                     let msg = KvMsg::StartView {
                         view: self.view,
@@ -313,11 +327,17 @@ impl Server {
                 }
                 self.retry_slots(ctx, now);
             }
+            Status::PreVote { .. } => self.retry_pre_vote(ctx, now),
             Status::Recovering { .. } => {}
             Status::Normal => {
                 if now > self.last_heard + self.election_timeout {
-                    node_log!(info, ctx, view = self.view, "master silent; taking over");
-                    self.start_view_change(ctx);
+                    node_log!(
+                        info,
+                        ctx,
+                        view = self.view,
+                        "master silent; asking the others"
+                    );
+                    self.start_pre_vote(ctx);
                 }
             }
         }
@@ -349,7 +369,7 @@ impl Server {
             }
             KvMsg::Commit { view, commit } => {
                 if self.check_view(ctx, view, from) && !self.in_view_change() && !self.is_master() {
-                    self.last_heard = ctx.now();
+                    self.heard_master(ctx);
                     if let Status::Recovering { to: to @ None } = &mut self.status {
                         *to = Some(commit);
                     }
@@ -404,7 +424,9 @@ impl Server {
                 }
             }
             KvMsg::Delegate { view, index, entry } => {
-                if self.check_view(ctx, view, from) && matches!(self.status, Status::Normal) {
+                if self.check_view(ctx, view, from)
+                    && matches!(self.status, Status::Normal | Status::PreVote { .. })
+                {
                     self.on_delegate(ctx, view, index, entry);
                 }
             }
@@ -413,6 +435,12 @@ impl Server {
                     self.slots.remove(&index);
                     self.reached.insert(index);
                     self.advance_commit(ctx);
+                }
+            }
+            KvMsg::PreVote { view } => self.on_pre_vote(ctx, from, view),
+            KvMsg::PreVoteOk { view } => {
+                if let Some(i) = self.index_of(from) {
+                    self.on_pre_vote_ok(ctx, i, view);
                 }
             }
         }

@@ -87,7 +87,7 @@ impl Server {
         commit: u64,
     ) {
         if from == self.servers[self.master_of(self.view)] {
-            self.last_heard = ctx.now();
+            self.heard_master(ctx);
         }
         self.accept(ctx, index, entry);
         ctx.send(
@@ -186,7 +186,7 @@ impl Server {
         index: u64,
         entry: Arc<LogEntry>,
     ) {
-        self.last_heard = ctx.now();
+        self.heard_master(ctx);
         self.accept(ctx, index, entry.clone());
         let master = self.master_of(view);
         let now = ctx.now();

@@ -92,6 +92,10 @@ impl Server {
             return;
         }
         self.last_heard = ctx.now();
+        // Voting for this candidate ends our own round of asking.
+        if matches!(self.status, Status::PreVote { .. }) {
+            self.status = Status::Normal;
+        }
         let v = self.vote_from(from_index);
         let msg = KvMsg::ViewState {
             view,
