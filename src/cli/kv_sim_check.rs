@@ -43,7 +43,8 @@ pub struct Args {
     /// it had happened (the simulator's fail-stop switched off).
     #[arg(long)]
     no_fail_stop: bool,
-    /// Where failing histories go [default: .tmp/kv-sim-check].
+    /// Where failing sub-histories (and, with --histories, every seed's
+    /// history) go [default: .tmp/kv-sim-check].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Also write every seed's whole history, as seed-N.history.jsonl under
