@@ -389,12 +389,14 @@ fn local_kv_client_rest_gateway_and_bad_input() {
 }
 
 /// A single etcd member on free ports, stopped when dropped.
+#[cfg(feature = "etcd")]
 struct Etcd {
     _child: Kill,
     address: String,
     _dir: tempfile::TempDir,
 }
 
+#[cfg(feature = "etcd")]
 fn etcd() -> Option<Etcd> {
     let require = distzero::settings::Settings::from_env()
         .map(|s| s.require_etcd)
@@ -452,6 +454,8 @@ fn etcd() -> Option<Etcd> {
     })
 }
 
+/// `dz kv-bench --target etcd` exists only with the `etcd` feature.
+#[cfg(feature = "etcd")]
 #[test]
 fn local_kv_bench_drives_etcd_with_the_same_workload() {
     let Some(etcd) = etcd() else { return };
