@@ -6,12 +6,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::agent::Agent;
 use common::real::{DZ, block_local};
 use distzero::node::NodeId;
-use distzero::runtime::agent::Ready;
 use distzero::runtime::auth::{self, Role};
 use distzero::runtime::client::AgentClient;
 use distzero::runtime::framing::frame_bytes;
@@ -22,73 +22,15 @@ use rand::{RngExt, SeedableRng};
 
 const SECRET: &str = "test-secret-123";
 
-struct Agent {
-    child: Child,
-    ready: Ready,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn start() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let ready = dir.path().join("ready.json");
-        let child = Command::new(DZ)
-            .args([
-                "machine",
-                "--name",
-                "m0",
-                "--control",
-                "127.0.0.1:0",
-                "--data",
-                "127.0.0.1:0",
-                "--dir",
-            ])
-            .arg(dir.path())
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("DZ_CLUSTER_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let ready = loop {
-            if let Ok(t) = std::fs::read_to_string(&ready)
-                && let Ok(r) = serde_json::from_str::<Ready>(&t)
-            {
-                break r;
-            }
-            assert!(Instant::now() < deadline, "agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Agent {
-            child,
-            ready,
-            _dir: dir,
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// The transport's counters, asked with the right secret.
-    fn transport(&self) -> std::collections::BTreeMap<String, u64> {
-        let control = self.ready.control.clone();
-        block_local(async move {
-            let c = AgentClient::connect(&control, SECRET)
-                .await
-                .expect("agent answers");
-            c.stats().await.unwrap().transport
-        })
-    }
+/// The agent's transport counters, asked with the right secret.
+fn transport(agent: &Agent) -> std::collections::BTreeMap<String, u64> {
+    let control = agent.ready.control.clone();
+    block_local(async move {
+        let c = AgentClient::connect(&control, SECRET)
+            .await
+            .expect("agent answers");
+        c.stats().await.unwrap().transport
+    })
 }
 
 /// Reads until the peer closes (true) or a timeout (false).
@@ -164,7 +106,7 @@ fn local_agent_refuses_to_run_without_a_secret() {
 
 #[test]
 fn local_control_client_without_the_secret_is_refused() {
-    let agent = Agent::start();
+    let agent = Agent::start(SECRET, &[]);
     let control = agent.ready.control.clone();
     block_local(async move {
         let err = AgentClient::connect(&control, "wrong secret")
@@ -181,7 +123,7 @@ fn local_control_client_without_the_secret_is_refused() {
 
 #[test]
 fn local_data_plane_refuses_unauthenticated_peers() {
-    let mut agent = Agent::start();
+    let mut agent = Agent::start(SECRET, &[]);
     // A peer that cannot prove the secret.
     let mut s = TcpStream::connect(&agent.ready.data).unwrap();
     s.write_all(&frame_bytes(&Frame::Hello(Hello {
@@ -216,12 +158,12 @@ fn local_data_plane_refuses_unauthenticated_peers() {
     s.write_all(&frame_bytes(&msg)).unwrap();
     assert!(closed_by_peer(&mut s));
     assert!(agent.alive());
-    assert!(agent.transport()["refused_connections"] >= 2);
+    assert!(transport(&agent)["refused_connections"] >= 2);
 }
 
 #[test]
 fn local_random_bytes_never_crash_the_agent() {
-    let mut agent = Agent::start();
+    let mut agent = Agent::start(SECRET, &[]);
     let mut rng = distzero::rng::DetRng::seed_from_u64(99);
     for round in 0..60 {
         let port = if round % 2 == 0 {
@@ -244,13 +186,13 @@ fn local_random_bytes_never_crash_the_agent() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(agent.alive(), "the agent died of garbage");
-    let t = agent.transport();
+    let t = transport(&agent);
     assert!(t["refused_connections"] >= 20, "{t:?}");
 }
 
 #[test]
 fn local_oversized_frames_and_unknown_kinds_close_only_their_connection() {
-    let agent = Agent::start();
+    let agent = Agent::start(SECRET, &[]);
     let control = agent.ready.control.clone();
     let data = agent.ready.data.clone();
     // A clocks node, so the agent knows its system's message kinds.
@@ -313,7 +255,7 @@ fn local_oversized_frames_and_unknown_kinds_close_only_their_connection() {
     };
     good.write_all(&frame_bytes(&ok)).unwrap();
     assert_eq!(read_frame(&mut good), Frame::Ack(1));
-    let t = agent.transport();
+    let t = transport(&agent);
     assert!(t["bad_frames"] >= 2, "{t:?}");
     assert_eq!(t["received_frames"], 2, "{t:?}");
 }

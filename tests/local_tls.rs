@@ -9,19 +9,18 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::agent::Agent;
 use common::real::{DZ, block_local, clocks_scenario, settings};
 use distzero::backends::cluster::{down, up};
 use distzero::controller::one_node_per_machine;
 use distzero::drivers::kv::remote::{KvRemote, ServerAddr};
 use distzero::node::{Mode, NodeId};
-use distzero::runtime::agent::Ready;
 use distzero::runtime::client::AgentClient;
 use distzero::runtime::framing::{read_frame, write_frame};
-use distzero::runtime::tls::{ClusterCa, Credentials, TlsContext};
+use distzero::runtime::tls::{CREDENTIALS_VAR, ClusterCa, Credentials, TlsContext};
 use distzero::runtime::transport::dial_with;
 use distzero::systems::NodeSpec;
 use distzero::systems::clocks::ClockMsg;
@@ -146,77 +145,6 @@ fn local_tls_cluster_runs_the_clocks_scenario() {
     assert!(state.tls.is_some());
 }
 
-/// One `dz machine` with TLS credentials from `ca`.
-struct Agent {
-    child: Child,
-    ready: Ready,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn start(ca: &ClusterCa) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let ready = dir.path().join("ready.json");
-        let child = Command::new(DZ)
-            .args([
-                "machine",
-                "--name",
-                "m0",
-                "--control",
-                "127.0.0.1:0",
-                "--data",
-                "127.0.0.1:0",
-                "--dir",
-            ])
-            .arg(dir.path())
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("DZ_CLUSTER_SECRET", SECRET)
-            .env("DZ_TLS_CREDENTIALS", ca.issue("m0").unwrap().encode())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let ready = loop {
-            if let Ok(t) = std::fs::read_to_string(&ready)
-                && let Ok(r) = serde_json::from_str::<Ready>(&t)
-            {
-                break r;
-            }
-            assert!(Instant::now() < deadline, "agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Agent { child, ready, dir }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Log lines containing `text`, once at least `at_least` are there (or
-    /// after 5 s).
-    fn log_lines(&self, text: &str, at_least: usize) -> usize {
-        let path = self.dir.path().join("agent.json.log");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let log = std::fs::read_to_string(&path).unwrap_or_default();
-            let n = log.lines().filter(|l| l.contains(text)).count();
-            if n >= at_least || Instant::now() > deadline {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 fn context(creds: &Credentials) -> Arc<TlsContext> {
     creds.context().unwrap()
 }
@@ -233,7 +161,10 @@ async fn counters(control: &str, good: &TlsContext) -> std::collections::BTreeMa
 fn local_tls_peers_without_a_certificate_from_the_cluster_ca_are_refused() {
     let ours = ClusterCa::new("ours").unwrap();
     let theirs = ClusterCa::new("theirs").unwrap();
-    let mut agent = Agent::start(&ours);
+    let mut agent = Agent::start(
+        SECRET,
+        &[(CREDENTIALS_VAR, ours.issue("m0").unwrap().encode())],
+    );
     let good = context(&ours.issue("controller").unwrap());
     // Another cluster's client: trusts only its own CA.
     let foreign = context(&theirs.issue("intruder").unwrap());
@@ -278,7 +209,10 @@ fn local_tls_peers_without_a_certificate_from_the_cluster_ca_are_refused() {
 #[test]
 fn local_tls_garbage_and_oversized_frames_close_only_their_connection() {
     let ca = ClusterCa::new("garbage").unwrap();
-    let mut agent = Agent::start(&ca);
+    let mut agent = Agent::start(
+        SECRET,
+        &[(CREDENTIALS_VAR, ca.issue("m0").unwrap().encode())],
+    );
     let good = context(&ca.issue("controller").unwrap());
     let mut rng = distzero::rng::DetRng::seed_from_u64(7);
     for round in 0..40 {

@@ -2,6 +2,7 @@
 //! to every other node on a timer, and remembers what it got.
 #![allow(dead_code)]
 
+pub mod agent;
 #[cfg(all(feature = "cloud", feature = "virtual"))]
 pub mod cloud;
 pub mod real;
