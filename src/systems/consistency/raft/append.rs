@@ -19,16 +19,7 @@ impl Raft {
         commit: u64,
     ) {
         if term < self.term {
-            let term = self.term;
-            c.send(
-                ctx,
-                from,
-                Body::AeResponse {
-                    term,
-                    success: false,
-                    index: 0,
-                },
-            );
+            self.answer_append(c, ctx, from, false, 0);
             return;
         }
         if term > self.term || self.role != Role::Follower {
@@ -41,16 +32,7 @@ impl Raft {
         // guess was wrong backs up instead of stalling.
         if prev_index > self.len() || self.term_at(prev_index) != prev_term {
             let index = prev_index.min(self.len() + 1).max(1);
-            let term = self.term;
-            c.send(
-                ctx,
-                from,
-                Body::AeResponse {
-                    term,
-                    success: false,
-                    index,
-                },
-            );
+            self.answer_append(c, ctx, from, false, index);
             return;
         }
         let mut truncated = false;
@@ -79,16 +61,7 @@ impl Raft {
         if commit > self.commit {
             self.commit_to(ctx, commit, false);
         }
-        let term = self.term;
-        c.send(
-            ctx,
-            from,
-            Body::AeResponse {
-                term,
-                success: true,
-                index: last,
-            },
-        );
+        self.answer_append(c, ctx, from, true, last);
     }
 
     pub(super) fn on_append_response(
@@ -118,5 +91,26 @@ impl Raft {
             self.next[i] = index.min(self.next[i].saturating_sub(1)).max(1);
             self.send_append(c, ctx, i);
         }
+    }
+
+    /// The follower's answer to an AppendEntries, in its current term.
+    fn answer_append(
+        &self,
+        c: &Common,
+        ctx: &mut Ctx<'_, Msg>,
+        to: u32,
+        success: bool,
+        index: u64,
+    ) {
+        let term = self.term;
+        c.send(
+            ctx,
+            to,
+            Body::AeResponse {
+                term,
+                success,
+                index,
+            },
+        );
     }
 }
