@@ -123,8 +123,7 @@ impl<S: System> ControlPlane for SimBackend<S> {
             .roster
             .nodes
             .get(node.0 as usize)
-            .ok_or_else(|| Error::input(format!("no node {node} in the deployment")))?
-            .clone();
+            .ok_or_else(|| Error::input(format!("no node {node} in the deployment")))?;
         if spec.system != S::NAME {
             return Err(Error::input(format!(
                 "node {:?} is of system {:?}, but this simulation runs {:?}",
@@ -143,8 +142,10 @@ impl<S: System> ControlPlane for SimBackend<S> {
             )));
         }
         let roster = deployment.roster.clone();
-        self.sim
-            .add_node(machine, factory::<S>(spec, roster.clone())?);
+        self.sim.add_node(
+            machine,
+            factory::<S>(SpecIn::Roster(node.0 as usize), roster.clone())?,
+        );
         // Nodes may spawn nodes of the same system; they see the same roster.
         self.sim.set_spawner(Box::new(move |id, role, config| {
             let spec = NodeSpec {
@@ -154,7 +155,7 @@ impl<S: System> ControlPlane for SimBackend<S> {
                 role: role.to_string(),
                 config: config.clone(),
             };
-            Ok(Box::new(factory::<S>(spec, roster.clone())?))
+            Ok(Box::new(factory::<S>(SpecIn::Own(spec), roster.clone())?))
         }));
         Ok(())
     }
@@ -245,17 +246,34 @@ impl<S: System> ControlPlane for SimBackend<S> {
     }
 }
 
+/// Where a factory finds its node's spec: deployed nodes read theirs in
+/// the roster (a config can hold a replica's whole workload; no copy),
+/// spawned ones own theirs.
+pub enum SpecIn {
+    Roster(usize),
+    Own(NodeSpec),
+}
+
+impl SpecIn {
+    fn get<'a>(&'a self, roster: &'a Roster) -> &'a NodeSpec {
+        match self {
+            SpecIn::Roster(i) => &roster.nodes[*i],
+            SpecIn::Own(spec) => spec,
+        }
+    }
+}
+
 /// A node's factory: built once now, so a bad config fails here and not at
 /// a restart.
 pub fn factory<S: System>(
-    spec: NodeSpec,
+    spec: SpecIn,
     roster: std::sync::Arc<Roster>,
 ) -> Result<impl FnMut() -> S::Node + 'static> {
-    let mut first = Some(S::build(&spec, &roster)?);
+    let mut first = Some(S::build(spec.get(&roster), &roster)?);
     Ok(move || {
-        first
-            .take()
-            .unwrap_or_else(|| S::build(&spec, &roster).expect("config was validated at spawn"))
+        first.take().unwrap_or_else(|| {
+            S::build(spec.get(&roster), &roster).expect("config was validated at spawn")
+        })
     })
 }
 

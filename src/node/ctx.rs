@@ -124,7 +124,15 @@ impl<'a, M> Ctx<'a, M> {
     /// failed storage call stops the node and discards what it asked for).
     /// `fail_stop = false` is for showing what goes wrong without it: the
     /// node then carries on after a failed write, as if it had succeeded.
+    #[inline(always)]
     pub fn finish(self, fail_stop: bool) {
+        if self.storage.failure.is_some() || self.effects.stop.is_some() {
+            self.settle_stop(fail_stop);
+        }
+    }
+
+    #[cold]
+    fn settle_stop(self, fail_stop: bool) {
         if let Some(why) = self.storage.failure
             && fail_stop
         {

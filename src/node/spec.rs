@@ -55,7 +55,8 @@ pub fn parse_config<T: serde::de::DeserializeOwned + Default>(spec: &NodeSpec) -
     if spec.config.is_null() {
         return Ok(T::default());
     }
-    serde_json::from_value(spec.config.clone()).map_err(|e| {
+    // Read in place: a config can carry a replica's whole workload.
+    T::deserialize(&spec.config).map_err(|e| {
         Error::input(format!(
             "node {:?}: bad {} config: {e}",
             spec.name, spec.system

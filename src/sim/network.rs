@@ -23,6 +23,9 @@ struct Link {
     rng: Option<DetRng>,
 }
 
+/// Up to this many machines the link index is a table (4 MiB at most).
+const DENSE_MACHINES: usize = 1024;
+
 pub struct Network {
     kinds: &'static [&'static str],
     seed: u64,
@@ -30,6 +33,11 @@ pub struct Network {
     default: Option<Sampler>,
     global_faults: Option<CompiledFaults>,
     index: FxHashMap<(u32, u32), usize>,
+    /// `index` as a table by `from * machines + to` (`u32::MAX`: no explicit
+    /// link), rebuilt when stale; hashing the pair on every message cost
+    /// as much as the rest of routing. Only up to [`DENSE_MACHINES`].
+    dense: Vec<u32>,
+    dense_fresh: bool,
     links: Vec<Link>,
     isolated: Vec<bool>,
     machine_faults: Vec<Option<Box<CompiledFaults>>>,
@@ -57,6 +65,8 @@ impl Network {
             default: default.as_ref().map(Latency::sampler),
             global_faults: None,
             index: FxHashMap::default(),
+            dense: Vec::new(),
+            dense_fresh: false,
             links: Vec::new(),
             isolated: Vec::new(),
             machine_faults: Vec::new(),
@@ -66,6 +76,7 @@ impl Network {
     }
 
     pub fn add_machine(&mut self) {
+        self.dense_fresh = false;
         self.isolated.push(false);
         self.machine_faults.push(None);
     }
@@ -97,7 +108,32 @@ impl Network {
             rng: Some(crate::rng::stream(self.seed, "link", stream)),
         });
         self.index.insert((from, to), i);
+        self.dense_fresh = false;
         i
+    }
+
+    /// The explicit link `from → to`, if any.
+    #[inline(always)]
+    fn find(&self, from: u32, to: u32) -> Option<usize> {
+        if self.dense_fresh {
+            let n = self.isolated.len();
+            let i = self.dense[from as usize * n + to as usize];
+            return (i != u32::MAX).then_some(i as usize);
+        }
+        self.index.get(&(from, to)).copied()
+    }
+
+    fn refresh_dense(&mut self) {
+        let n = self.isolated.len();
+        if n > DENSE_MACHINES {
+            return;
+        }
+        self.dense.clear();
+        self.dense.resize(n * n, u32::MAX);
+        for (&(from, to), &i) in &self.index {
+            self.dense[from as usize * n + to as usize] = i as u32;
+        }
+        self.dense_fresh = true;
     }
 
     pub fn set_link_up(&mut self, from: u32, to: u32, up: bool) {
@@ -108,8 +144,8 @@ impl Network {
     }
 
     pub fn link_up(&self, from: u32, to: u32) -> bool {
-        match self.index.get(&(from, to)) {
-            Some(&i) => self.links[i].up,
+        match self.find(from, to) {
+            Some(i) => self.links[i].up,
             None => true,
         }
     }
@@ -174,6 +210,9 @@ impl Network {
         if self.partitions && (self.isolated[from as usize] || self.isolated[to as usize]) {
             return Verdict::Drop(DropReason::Isolated);
         }
+        if !self.dense_fresh && !self.index.is_empty() {
+            self.refresh_dense();
+        }
         let machine_faults = self.machine_faults[from as usize].as_deref();
         let (latency, link_faults, rng) = if self.index.is_empty() {
             match &self.default {
@@ -181,8 +220,8 @@ impl Network {
                 None => return Verdict::Drop(DropReason::NoLink),
             }
         } else {
-            match self.index.get(&(from, to)) {
-                Some(&i) => {
+            match self.find(from, to) {
+                Some(i) => {
                     let link = &mut self.links[i];
                     let Some(latency) = &link.latency else {
                         return Verdict::Drop(DropReason::NoLink);
@@ -290,6 +329,31 @@ mod tests {
             net.route(1, 0, 1, &mut rng),
             Verdict::Deliver { .. }
         ));
+    }
+
+    /// The dense link table follows links and machines added at any time.
+    #[test]
+    fn simulated_link_table_follows_new_links_and_machines() {
+        let mut net = Network::new(KINDS, 1, Latency::Constant { ms: 0.0 }, None);
+        net.add_machine();
+        net.add_machine();
+        let slow = LinkSpec::new(Latency::Constant { ms: 7.0 });
+        net.set_link(0, 1, &slow).unwrap();
+        let mut rng = stream(1, "t", 0);
+        let delay = |v| match v {
+            Verdict::Deliver { delay, .. } => Some(delay),
+            Verdict::Drop(_) => None,
+        };
+        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        assert_eq!(delay(net.route(1, 0, 0, &mut rng)), None, "no link back");
+        net.add_machine();
+        net.set_link(2, 0, &LinkSpec::new(Latency::Constant { ms: 3.0 }))
+            .unwrap();
+        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), Some(3_000_000));
+        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        net.set_link_up(0, 1, false);
+        assert_eq!(net.can_arrive(0, 1), Some(DropReason::LinkDown));
+        assert_eq!(net.can_arrive(2, 0), None);
     }
 
     #[test]

@@ -67,9 +67,12 @@ impl<M> Ord for Numbered<M> {
 /// Width of a bucket: 2^13 ns ≈ 8 µs, so a bucket holds a few events and
 /// sorting it is nearly free (wider buckets spent ~20% of the run sorting).
 const BUCKET_SHIFT: u32 = 13;
-/// Buckets ahead of the current one: a horizon of about 67 ms.
-const BUCKETS: u64 = 1 << 13;
+/// Buckets ahead of the current one: a horizon of about 537 ms, so the
+/// timers of consensus protocols (heartbeats, election timeouts of a few
+/// hundred ms) land in buckets, not in the overflow heap.
+const BUCKETS: u64 = 1 << 16;
 const WORDS: usize = (BUCKETS / 64) as usize;
+const SUMMARY: usize = WORDS / 64;
 
 /// A calendar queue. Events within the horizon wait in per-bucket vectors,
 /// later ones in an overflow heap; a bitmap of non-empty buckets lets the
@@ -94,8 +97,14 @@ pub(crate) struct EventQueue<M> {
     buckets: Vec<Vec<Event<M>>>,
     /// Bit `i` set: bucket slot `i` holds events.
     occupied: Box<[u64; WORDS]>,
+    /// Bit `w` set: word `w` of `occupied` is not zero. Sparse runs (a few
+    /// replicas, ms apart) would otherwise scan many empty words per event.
+    summary: [u64; SUMMARY],
     in_buckets: usize,
     overflow: BinaryHeap<Numbered<M>>,
+    /// The bucket of the overflow's earliest event (`u64::MAX` when empty),
+    /// so advancing checks one integer instead of calling into the heap.
+    overflow_next: u64,
     /// Empty vectors with capacity, so buckets need not allocate; only as
     /// many as buckets in use, so memory follows the pending events.
     pool: Vec<Vec<Event<M>>>,
@@ -110,8 +119,10 @@ impl<M> EventQueue<M> {
             window: 0,
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             occupied: Box::new([0; WORDS]),
+            summary: [0; SUMMARY],
             in_buckets: 0,
             overflow: BinaryHeap::new(),
+            overflow_next: u64::MAX,
             pool: Vec::new(),
         }
     }
@@ -135,20 +146,15 @@ impl<M> EventQueue<M> {
     #[inline(always)]
     fn put(&mut self, b: u64, ev: Event<M>) {
         let i = (b % BUCKETS) as usize;
-        if self.buckets[i].capacity() == 0 {
-            self.refill(i);
+        if self.buckets[i].capacity() == 0
+            && let Some(spare) = self.pool.pop()
+        {
+            self.buckets[i] = spare;
         }
         self.buckets[i].push(ev);
         self.occupied[i / 64] |= 1 << (i % 64);
+        self.summary[i / 4096] |= 1 << ((i / 64) % 64);
         self.in_buckets += 1;
-    }
-
-    /// Gives an empty bucket a spare allocation.
-    #[cold]
-    fn refill(&mut self, i: usize) {
-        if let Some(spare) = self.pool.pop() {
-            self.buckets[i] = spare;
-        }
     }
 
     #[cold]
@@ -156,6 +162,7 @@ impl<M> EventQueue<M> {
         if n.ev.time >> BUCKET_SHIFT <= self.window {
             self.current.push(n);
         } else {
+            self.overflow_next = self.overflow_next.min(n.ev.time >> BUCKET_SHIFT);
             self.overflow.push(n);
         }
     }
@@ -216,11 +223,14 @@ impl<M> EventQueue<M> {
         // earlier than `b`; those now within the horizon come in before
         // anything can be placed directly into their buckets.
         self.window = b;
-        if !self.overflow.is_empty() {
+        if self.overflow_next < self.window + BUCKETS {
             self.pull_overflow();
         }
         let i = (b % BUCKETS) as usize;
         self.occupied[i / 64] &= !(1 << (i % 64));
+        if self.occupied[i / 64] == 0 {
+            self.summary[i / 4096] &= !(1 << ((i / 64) % 64));
+        }
         // The spent run's allocation will serve another bucket.
         let spent = std::mem::replace(&mut self.run, std::mem::take(&mut self.buckets[i]));
         if spent.capacity() > 0 {
@@ -234,24 +244,43 @@ impl<M> EventQueue<M> {
     }
 
     /// The first non-empty bucket after the window (some bucket holds events).
+    #[inline(always)]
     fn next_occupied(&self) -> u64 {
         let start = ((self.window + 1) % BUCKETS) as usize;
-        let (w0, bit) = (start / 64, start % 64);
-        for k in 0..=WORDS {
-            let w = (w0 + k) % WORDS;
-            let mut bits = self.occupied[w];
-            if k == 0 {
-                bits &= !0u64 << bit;
-            } else if k == WORDS {
-                bits &= !(!0u64 << bit);
-            }
-            if bits != 0 {
-                let slot = (w * 64 + bits.trailing_zeros() as usize) as u64;
-                let ahead = (slot + BUCKETS - start as u64) % BUCKETS;
-                return self.window + 1 + ahead;
-            }
+        // Slots below `start` are buckets past the wrap-around.
+        let slot = self
+            .first_occupied_from(start)
+            .or_else(|| self.first_occupied_from(0))
+            .expect("in_buckets > 0 but no bucket is marked") as u64;
+        let ahead = (slot + BUCKETS - start as u64) % BUCKETS;
+        self.window + 1 + ahead
+    }
+
+    /// The first occupied slot at or after `from`, without wrapping.
+    #[inline(always)]
+    fn first_occupied_from(&self, from: usize) -> Option<usize> {
+        let w = from / 64;
+        let bits = self.occupied[w] & (!0u64 << (from % 64));
+        if bits != 0 {
+            return Some(w * 64 + bits.trailing_zeros() as usize);
         }
-        unreachable!("in_buckets > 0 but no bucket is marked")
+        let next = w + 1;
+        if next == WORDS {
+            return None;
+        }
+        let mut s = next / 64;
+        let mut words = self.summary[s] & (!0u64 << (next % 64));
+        loop {
+            if words != 0 {
+                let w = s * 64 + words.trailing_zeros() as usize;
+                return Some(w * 64 + self.occupied[w].trailing_zeros() as usize);
+            }
+            s += 1;
+            if s == SUMMARY {
+                return None;
+            }
+            words = self.summary[s];
+        }
     }
 
     /// Brings overflow events that are now within the horizon into place.
@@ -267,6 +296,10 @@ impl<M> EventQueue<M> {
                 self.current.push(n);
             }
         }
+        self.overflow_next = self
+            .overflow
+            .peek()
+            .map_or(u64::MAX, |top| top.ev.time >> BUCKET_SHIFT);
     }
 
     pub fn len(&self) -> usize {

@@ -373,9 +373,13 @@ impl<N: Node> Simulation<N> {
         );
         f(node, &mut ctx);
         ctx.finish(self.core.cfg.fail_stop);
-        for cmd in self.effects.timers.drain(..) {
+        // Timer commands are Copy: reading them by index and clearing skips
+        // Drain's out-of-line drop on every event.
+        for i in 0..self.effects.timers.len() {
+            let cmd = self.effects.timers[i];
             self.core.timer(&mut slot.pending_timers, id, cmd);
         }
+        self.effects.timers.clear();
         for (to, msg) in self.effects.sends.drain(..) {
             self.core.send(id, to.0, msg);
         }
