@@ -509,18 +509,25 @@ fn simulated_generators_write_what_the_loaders_read() {
     );
 }
 
+/// `dz consistency simulate DATA/topology ARGS --out tmp/out`: results.json.
+fn simulate_file(tmp: &Path, topology: &str, args: &[&str], out: &str) -> Vec<u8> {
+    let dir = tmp.join(out);
+    let topo = format!("{DATA}/{topology}");
+    let o = dir.display().to_string();
+    let mut all = vec!["consistency", "simulate", &topo];
+    all.extend(args);
+    all.extend(["--out", &o]);
+    dz_ok(tmp, &all);
+    std::fs::read(dir.join("results.json")).unwrap()
+}
+
 #[test]
 fn simulated_trace_messages_writes_cloudscopes_sent_and_recv_series() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |out: &str, extra: &[&str]| -> Value {
-        let dir = tmp.path().join(out);
-        let topo = format!("{DATA}/raft.json");
-        let mut args = vec!["consistency", "simulate", &topo, "--sim-time", "5s"];
+        let mut args = vec!["--sim-time", "5s"];
         args.extend(extra);
-        let o = dir.display().to_string();
-        args.extend(["--out", &o]);
-        dz_ok(tmp.path(), &args);
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
+        serde_json::from_slice(&simulate_file(tmp.path(), "raft.json", &args, out)).unwrap()
     };
     let plain = run("plain", &[]);
     assert!(plain["results"].get("sent").is_none(), "off by default");
@@ -553,12 +560,7 @@ fn simulated_trace_messages_writes_cloudscopes_sent_and_recv_series() {
 fn simulated_forte_changes_federated_runs_and_stays_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |out: &str, extra: &[&str]| -> Vec<u8> {
-        let dir = tmp.path().join(out);
-        let topo = format!("{DATA}/federated.json");
         let mut args = vec![
-            "consistency",
-            "simulate",
-            &topo,
             "--integration",
             "federated",
             "--sim-time",
@@ -571,10 +573,7 @@ fn simulated_forte_changes_federated_runs_and_stays_deterministic() {
             "1200",
         ];
         args.extend(extra);
-        let o = dir.display().to_string();
-        args.extend(["--out", &o]);
-        dz_ok(tmp.path(), &args);
-        std::fs::read(dir.join("results.json")).unwrap()
+        simulate_file(tmp.path(), "federated.json", &args, out)
     };
     let plain = run("plain", &[]);
     let a = run("a", &["--forte-on-append"]);

@@ -58,6 +58,9 @@ pub struct RunSettings {
     /// Whether generated users move at all (CloudScope's default workload
     /// does not; its `--mobile` traces do).
     pub mobile: bool,
+    /// Where mobile users never go: locations and device types.
+    pub invalid_locations: Vec<String>,
+    pub invalid_types: Vec<String>,
 }
 
 impl Default for RunSettings {
@@ -96,6 +99,8 @@ impl Default for RunSettings {
             move_prob: 0.2,
             switch_prob: 0.3,
             mobile: false,
+            invalid_locations: vec!["cloud".into()],
+            invalid_types: vec!["backup".into()],
         }
     }
 }

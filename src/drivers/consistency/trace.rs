@@ -213,7 +213,7 @@ pub fn generate(topology: &Topology, s: &RunSettings, seed: u64) -> Vec<TraceRow
         devices.push(free[at].1.pop().expect("not empty"));
         l += 1;
     }
-    let places = mobile_places(topology);
+    let places = mobile_places(topology, s);
     let mut rows = Vec::new();
     for (u, (objs, mut device)) in objects.iter().zip(devices).enumerate() {
         let mut rng = stream(seed, "user", u as u64);
@@ -245,16 +245,17 @@ pub fn generate(topology: &Topology, s: &RunSettings, seed: u64) -> Vec<TraceRow
     rows
 }
 
-/// Where mobile users may go: CloudScope's valid locations (not `cloud`)
-/// with their valid devices (not of type `backup`).
-fn mobile_places(topology: &Topology) -> Vec<(String, Vec<usize>)> {
+/// Where mobile users may go: locations not in `invalid_locations`, with
+/// their devices whose type is not in `invalid_types` (CloudScope's).
+fn mobile_places(topology: &Topology, s: &RunSettings) -> Vec<(String, Vec<usize>)> {
+    let kind = |i: usize| topology.nodes[i].kind.as_deref().unwrap_or("storage");
     locations(topology)
         .into_iter()
-        .filter(|(l, _)| l != "cloud")
+        .filter(|(l, _)| !s.invalid_locations.contains(l))
         .map(|(l, d)| {
             let d = d
                 .into_iter()
-                .filter(|&i| topology.nodes[i].kind.as_deref() != Some("backup"))
+                .filter(|&i| !s.invalid_types.iter().any(|t| t == kind(i)))
                 .collect::<Vec<_>>();
             (l, d)
         })
