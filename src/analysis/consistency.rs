@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeTuple, Serializer};
 
 use crate::node::Record;
-use crate::systems::consistency::{Rec, VKey};
+use crate::systems::consistency::{KINDS, Rec, VKey};
 
 /// Who the replicas are, to name them in the series.
 pub struct Cast<'a> {
@@ -119,6 +119,21 @@ enum Row {
     },
     /// `[replica, length, tags]`
     Session { node: u32, length: f64, tags: u32 },
+    /// `sent`: `[source, target, t, type]`
+    Sent {
+        src: u32,
+        dst: u32,
+        t: f64,
+        kind: u8,
+    },
+    /// `recv`: `[target, source, t, type, delay]`
+    Recv {
+        dst: u32,
+        src: u32,
+        t: f64,
+        kind: u8,
+        delay: f64,
+    },
 }
 
 /// Every series of a run, in the order rows were made.
@@ -234,8 +249,20 @@ impl Serialize for RowView<'_> {
                 tuple!(c.name(node), c.object(object), started, t)
             }
             Row::Session { node, length, tags } => tuple!(c.name(node), length, tags),
+            Row::Sent { src, dst, t, kind } => tuple!(c.name(src), c.name(dst), t, kind_name(kind)),
+            Row::Recv {
+                dst,
+                src,
+                t,
+                kind,
+                delay,
+            } => tuple!(c.name(dst), c.name(src), t, kind_name(kind), delay),
         }
     }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    KINDS.get(kind as usize).copied().unwrap_or("?")
 }
 
 struct Made {
@@ -469,6 +496,29 @@ pub fn analyze(records: &[Record], replicas: usize) -> Result<(Series, Metrics),
                 let length = ms(length_ns);
                 series.put("session length", Row::Session { node, length, tags })
             }
+            Rec::Sent { to, kind } => series.put(
+                "sent",
+                Row::Sent {
+                    src: node,
+                    dst: to,
+                    t,
+                    kind,
+                },
+            ),
+            Rec::Recv {
+                from,
+                kind,
+                sent_ns,
+            } => series.put(
+                "recv",
+                Row::Recv {
+                    dst: node,
+                    src: from,
+                    t,
+                    kind,
+                    delay: t - ms(sent_ns),
+                },
+            ),
         }
     }
     let versions = made.len() as u64;

@@ -506,10 +506,14 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
+/// CloudScope names a node without a location `unknown`, so it is wide
+/// from every node that has one.
 fn infer_area(a: &TopoNode, b: &TopoNode) -> Area {
-    match (&a.location, &b.location) {
-        (Some(x), Some(y)) if x != y => Area::Wide,
-        _ => Area::Local,
+    let loc = |n: &TopoNode| n.location.as_deref().unwrap_or("unknown").to_string();
+    if loc(a) == loc(b) {
+        Area::Local
+    } else {
+        Area::Wide
     }
 }
 

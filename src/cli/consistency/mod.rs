@@ -1,27 +1,26 @@
 //! `dz consistency`: CloudScope's experiments on DistZero.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::duration_arg;
 use super::progress::Progress;
 use crate::drivers::consistency::batch::{self, Job, Shard};
 use crate::drivers::consistency::experiment::{Experiment, load_inputs, metrics, simulate};
-use crate::drivers::consistency::settings::{RunSettings, TickModel};
+use crate::drivers::consistency::settings::TickModel;
 use crate::drivers::consistency::sweep::{self, Param, SweepPlan};
 use crate::drivers::consistency::topogen::Family;
 use crate::drivers::consistency::{results, trace};
 use crate::error::Error;
 use crate::node::Mode;
 use crate::settings::Settings;
-use crate::systems::consistency::{CommitQuorum, Integration, ReadPolicy};
 use crate::topology::Topology;
 
 mod generate;
+mod knobs;
 pub use generate::{OutagesArgs, TopologyArgs, TracesArgs};
 use generate::{outages_cmd, topology_cmd, traces_cmd};
+pub use knobs::Knobs;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -44,139 +43,6 @@ pub enum Command {
     Topology(TopologyArgs),
     /// Runs one topology on real machines (local processes or Docker).
     Run(RunArgs),
-}
-
-/// Settings every run takes (CloudScope's names in --settings files).
-#[derive(clap::Args, Clone, Default)]
-pub struct Knobs {
-    /// A JSON settings object, or a CloudScope results.json (its settings).
-    #[arg(long)]
-    settings: Option<PathBuf>,
-    /// Simulated time [default: settings' max_sim_time, else 15m].
-    #[arg(long, value_parser = duration_arg)]
-    sim_time: Option<Duration>,
-    /// Seed [default: settings' random_seed, else 42].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Users of the generated workload [default: meta.users, else 1].
-    #[arg(long)]
-    users: Option<usize>,
-    /// Objects each user accesses (max_objects_accessed).
-    #[arg(long)]
-    objects: Option<usize>,
-    /// Probability that an object is shared with another user.
-    #[arg(long)]
-    conflict: Option<f64>,
-    #[arg(long)]
-    read_prob: Option<f64>,
-    #[arg(long)]
-    object_prob: Option<f64>,
-    /// Mean time between a user's accesses, ms.
-    #[arg(long)]
-    access_mean: Option<f64>,
-    #[arg(long)]
-    access_stddev: Option<f64>,
-    /// default, federated or floated [default: settings, else meta.integration, else default].
-    #[arg(long)]
-    integration: Option<String>,
-    /// Raft commit rule: majority (textbook) or followers (CloudScope's).
-    #[arg(long, value_parser = ["majority", "followers"])]
-    commit_quorum: Option<String>,
-    /// Raft reads: latest or commit.
-    #[arg(long, value_parser = ["latest", "commit"])]
-    read_policy: Option<String>,
-    /// Probability a link group goes offline after each spell.
-    #[arg(long)]
-    outage_prob: Option<f64>,
-    /// wide, local, both, node or global.
-    #[arg(long)]
-    partition_across: Option<String>,
-}
-
-impl Knobs {
-    /// Settings from the file, then meta.users / meta.integration, then
-    /// flags; and the keys given (for the results).
-    fn resolve(&self, topology: &Topology) -> anyhow::Result<(RunSettings, Map<String, Value>)> {
-        let (mut s, mut given) = match &self.settings {
-            Some(p) => RunSettings::load(p)?,
-            None => (
-                RunSettings {
-                    max_sim_time: 900_000.0,
-                    ..RunSettings::default()
-                },
-                Map::new(),
-            ),
-        };
-        let meta = &topology.meta;
-        if !given.contains_key("users")
-            && let Some(u) = meta.get("users")
-        {
-            s.users = u.as_u64().filter(|&u| u > 0).ok_or_else(|| {
-                Error::input(format!("meta.users: expected a positive count, got {u}"))
-            })? as usize;
-        }
-        if !given.contains_key("integration")
-            && let Some(i) = meta.get("integration").and_then(Value::as_str)
-        {
-            s.integration = Integration::parse(i)
-                .map_err(|e| Error::input(format!("meta.integration: {e}")))?;
-        }
-        let mut set = |k: &str, v: Value| {
-            given.insert(k.to_string(), v);
-        };
-        if let Some(d) = self.sim_time {
-            s.max_sim_time = d.as_secs_f64() * 1e3;
-            set("max_sim_time", s.max_sim_time.into());
-        }
-        if let Some(v) = self.seed {
-            s.random_seed = v;
-        }
-        if let Some(v) = self.users {
-            s.users = v;
-            set("users", v.into());
-        }
-        if let Some(v) = self.objects {
-            s.max_objects_accessed = v;
-            set("max_objects_accessed", v.into());
-        }
-        for (name, flag, field) in [
-            ("conflict_prob", self.conflict, &mut s.conflict_prob),
-            ("read_prob", self.read_prob, &mut s.read_prob),
-            ("object_prob", self.object_prob, &mut s.object_prob),
-            ("access_mean", self.access_mean, &mut s.access_mean),
-            ("access_stddev", self.access_stddev, &mut s.access_stddev),
-            ("outage_prob", self.outage_prob, &mut s.outage_prob),
-        ] {
-            if let Some(v) = flag {
-                *field = v;
-                given.insert(name.into(), v.into());
-            }
-        }
-        if let Some(i) = &self.integration {
-            s.integration =
-                Integration::parse(i).map_err(|e| Error::input(format!("--integration: {e}")))?;
-        }
-        if let Some(q) = &self.commit_quorum {
-            s.commit_quorum = if q == "followers" {
-                CommitQuorum::Followers
-            } else {
-                CommitQuorum::Majority
-            };
-        }
-        if let Some(p) = &self.read_policy {
-            s.read_policy = if p == "commit" {
-                ReadPolicy::Commit
-            } else {
-                ReadPolicy::Latest
-            };
-        }
-        if let Some(p) = &self.partition_across {
-            s.partition_across = p.clone();
-        }
-        s.check()
-            .map_err(|e| Error::input(format!("settings: {e}")))?;
-        Ok((s, given))
-    }
 }
 
 #[derive(clap::Args)]

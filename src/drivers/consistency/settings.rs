@@ -43,6 +43,24 @@ pub struct RunSettings {
     pub local_prob: f64,
     /// DistZero's: `majority` (textbook Raft) or `followers` (CloudScope's).
     pub commit_quorum: CommitQuorum,
+    /// Federated: a Raft leader raises an object's forte on commit / on
+    /// append (CloudScope's; both off by default).
+    pub forte_on_commit: bool,
+    pub forte_on_append: bool,
+    /// Write CloudScope's per-message `sent` and `recv` series (its default
+    /// is on; here off, as they hold two rows per message).
+    pub trace_messages: bool,
+    /// Mobile users: after an access a user moves to another location with
+    /// `move_prob`, else switches to another device of its location with
+    /// `switch_prob` (CloudScope's MobileWorkload).
+    pub move_prob: f64,
+    pub switch_prob: f64,
+    /// Whether generated users move at all (CloudScope's default workload
+    /// does not; its `--mobile` traces do).
+    pub mobile: bool,
+    /// Where mobile users never go: locations and device types.
+    pub invalid_locations: Vec<String>,
+    pub invalid_types: Vec<String>,
 }
 
 impl Default for RunSettings {
@@ -75,6 +93,14 @@ impl Default for RunSettings {
             sync_prob: 0.3,
             local_prob: 0.6,
             commit_quorum: CommitQuorum::Majority,
+            forte_on_commit: false,
+            forte_on_append: false,
+            trace_messages: false,
+            move_prob: 0.2,
+            switch_prob: 0.3,
+            mobile: false,
+            invalid_locations: vec!["cloud".into()],
+            invalid_types: vec!["backup".into()],
         }
     }
 }
@@ -123,6 +149,8 @@ impl RunSettings {
             ("outage_prob", self.outage_prob),
             ("sync_prob", self.sync_prob),
             ("local_prob", self.local_prob),
+            ("move_prob", self.move_prob),
+            ("switch_prob", self.switch_prob),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name}: must be between 0 and 1, got {p}"));
@@ -190,6 +218,9 @@ impl RunSettings {
             "sync_prob": self.sync_prob,
             "local_prob": self.local_prob,
             "commit_quorum": self.commit_quorum,
+            "forte_on_commit": self.forte_on_commit,
+            "forte_on_append": self.forte_on_append,
+            "trace_messages": self.trace_messages,
         });
         match v {
             Value::Object(m) => m,

@@ -213,8 +213,9 @@ pub fn generate(topology: &Topology, s: &RunSettings, seed: u64) -> Vec<TraceRow
         devices.push(free[at].1.pop().expect("not empty"));
         l += 1;
     }
+    let places = mobile_places(topology, s);
     let mut rows = Vec::new();
-    for (u, (objs, device)) in objects.iter().zip(devices).enumerate() {
+    for (u, (objs, mut device)) in objects.iter().zip(devices).enumerate() {
         let mut rng = stream(seed, "user", u as u64);
         let mut current = rng.random_range(0..objs.len());
         let mut t = 0.0;
@@ -235,10 +236,66 @@ pub fn generate(topology: &Topology, s: &RunSettings, seed: u64) -> Vec<TraceRow
                 let other = rng.random_range(0..objs.len() - 1);
                 current = if other >= current { other + 1 } else { other };
             }
+            if s.mobile {
+                device = roam(&mut rng, &places, device, s);
+            }
         }
     }
     rows.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     rows
+}
+
+/// Where mobile users may go: locations not in `invalid_locations`, with
+/// their devices whose type is not in `invalid_types` (CloudScope's).
+fn mobile_places(topology: &Topology, s: &RunSettings) -> Vec<(String, Vec<usize>)> {
+    let kind = |i: usize| topology.nodes[i].kind.as_deref().unwrap_or("storage");
+    locations(topology)
+        .into_iter()
+        .filter(|(l, _)| !s.invalid_locations.contains(l))
+        .map(|(l, d)| {
+            let d = d
+                .into_iter()
+                .filter(|&i| !s.invalid_types.iter().any(|t| t == kind(i)))
+                .collect::<Vec<_>>();
+            (l, d)
+        })
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
+}
+
+/// One of `set` other than `not`, uniformly (`not` itself when alone).
+fn other<T: Copy + PartialEq>(rng: &mut DetRng, set: &[T], not: T) -> T {
+    let rest: Vec<T> = set.iter().copied().filter(|&x| x != not).collect();
+    if rest.is_empty() {
+        not
+    } else {
+        rest[rng.random_range(0..rest.len())]
+    }
+}
+
+/// CloudScope's MobileWorkload after an access: with `move_prob` the user
+/// moves to another location and a device there, else with `switch_prob`
+/// to another device of its location.
+fn roam(
+    rng: &mut DetRng,
+    places: &[(String, Vec<usize>)],
+    device: usize,
+    s: &RunSettings,
+) -> usize {
+    let here = places.iter().position(|(_, d)| d.contains(&device));
+    if rng.random::<f64>() < s.move_prob {
+        let all: Vec<usize> = (0..places.len()).collect();
+        let to = match here {
+            Some(h) => other(rng, &all, h),
+            None if !all.is_empty() => all[rng.random_range(0..all.len())],
+            None => return device,
+        };
+        return other(rng, &places[to].1, device);
+    }
+    match here {
+        Some(h) if rng.random::<f64>() < s.switch_prob => other(rng, &places[h].1, device),
+        _ => device,
+    }
 }
 
 #[cfg(test)]
@@ -252,5 +309,66 @@ mod tests {
         assert_eq!(object_name(26), "AA");
         assert_eq!(object_name(27), "AB");
         assert_eq!(object_name(26 + 26 * 26), "AAA");
+    }
+
+    fn topo() -> Topology {
+        let mut nodes = String::new();
+        for (i, (loc, kind)) in [
+            ("home", "desktop"),
+            ("home", "laptop"),
+            ("work", "desktop"),
+            ("work", "backup"),
+            ("cloud", "storage"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            nodes.push_str(&format!(
+                r#"{}{{"id": "r{i}", "consistency": "eventual", "location": "{loc}", "type": "{kind}"}}"#,
+                if i > 0 { "," } else { "" }
+            ));
+        }
+        Topology::parse(&format!(r#"{{"nodes": [{nodes}]}}"#)).unwrap()
+    }
+
+    #[test]
+    fn simulated_mobile_users_move_and_switch_deterministically() {
+        let t = topo();
+        let base = RunSettings {
+            max_sim_time: 600_000.0,
+            ..RunSettings::default()
+        };
+        let fixed = generate(&t, &base, 7);
+        let devices = |rows: &[TraceRow]| {
+            let mut d: Vec<usize> = rows.iter().map(|r| r.replica).collect();
+            d.sort_unstable();
+            d.dedup();
+            d
+        };
+        assert_eq!(devices(&fixed).len(), 1, "without mobile a user stays put");
+        let mobile = RunSettings {
+            mobile: true,
+            ..base.clone()
+        };
+        let a = generate(&t, &mobile, 7);
+        assert_eq!(a, generate(&t, &mobile, 7), "same seed, same trace");
+        assert_ne!(a, generate(&t, &mobile, 8));
+        // Only valid places: never the cloud, never a backup device.
+        assert_eq!(devices(&a), vec![0, 1, 2]);
+        // Moves happen at about move_prob, switches at about
+        // (1 - move_prob) * switch_prob, of accesses.
+        let changes = a
+            .windows(2)
+            .filter(|w| w[0].replica != w[1].replica)
+            .count();
+        let rate = changes as f64 / (a.len() - 1) as f64;
+        assert!((0.25..0.6).contains(&rate), "{rate}");
+        // Never moving nor switching: the same device throughout.
+        let still = RunSettings {
+            move_prob: 0.0,
+            switch_prob: 0.0,
+            ..mobile
+        };
+        assert_eq!(devices(&generate(&t, &still, 7)).len(), 1);
     }
 }

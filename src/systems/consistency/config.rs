@@ -157,6 +157,13 @@ pub struct ReplicaConfig {
     pub sync_prob: f64,
     pub local_prob: f64,
     pub commit_quorum: CommitQuorum,
+    /// Federated: a Raft leader raises the forte of what it commits /
+    /// appends (CloudScope's settings, both off by default).
+    pub forte_on_commit: bool,
+    pub forte_on_append: bool,
+    /// Record every message sent and received (CloudScope's `sent` and
+    /// `recv` series).
+    pub trace_messages: bool,
     /// How many objects the workload names (ids 0..objects).
     pub objects: u32,
     /// This replica's accesses, in time order.
@@ -182,6 +189,9 @@ impl Default for ReplicaConfig {
             sync_prob: 0.3,
             local_prob: 0.6,
             commit_quorum: CommitQuorum::Majority,
+            forte_on_commit: false,
+            forte_on_append: false,
+            trace_messages: false,
             objects: 0,
             accesses: Vec::new(),
             neighbors: None,

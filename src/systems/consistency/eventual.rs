@@ -16,6 +16,7 @@ pub(super) fn read(c: &Common, ctx: &mut Ctx<'_, Msg>, object: u32) {
 pub(super) fn write(c: &mut Common, ctx: &mut Ctx<'_, Msg>, object: u32) {
     let v = Version::next(object, c.latest(object).as_ref(), c.me);
     c.set_store(v);
+    c.forte.hold(&v);
     ctx.record(&Rec::Write(v));
     ctx.record(&Rec::Holds(v.key));
     let started_ns = now_ns(ctx);
@@ -71,13 +72,10 @@ pub(super) fn anti_entropy(c: &Common, ctx: &mut Ctx<'_, Msg>) {
 pub(super) fn on_gossip(c: &mut Common, ctx: &mut Ctx<'_, Msg>, from: u32, entries: Vec<Version>) {
     let mut newer = Vec::new();
     for e in entries {
-        match c.latest(e.key.object) {
-            Some(mine) if mine.key.newer_than(&e.key) => newer.push(mine),
+        match reconcile(c, &e) {
+            Some(mine) if mine.newer_than(&e) => newer.push(mine),
             Some(mine) if mine.key == e.key => {}
-            _ => {
-                c.set_store(e);
-                ctx.record(&Rec::Holds(e.key));
-            }
+            _ => take(c, ctx, e),
         }
     }
     c.send(ctx, from, Body::GossipResponse(newer));
@@ -85,11 +83,24 @@ pub(super) fn on_gossip(c: &mut Common, ctx: &mut Ctx<'_, Msg>, from: u32, entri
 
 pub(super) fn apply(c: &mut Common, ctx: &mut Ctx<'_, Msg>, entries: &[Version]) {
     for &e in entries {
-        if c.latest(e.key.object)
-            .is_none_or(|mine| e.key.newer_than(&mine.key))
-        {
-            c.set_store(e);
-            ctx.record(&Rec::Holds(e.key));
+        if reconcile(c, &e).is_none_or(|mine| e.newer_than(&mine)) {
+            take(c, ctx, e);
         }
     }
+}
+
+/// My latest version of `e`'s object once `e`'s forte is applied to it.
+fn reconcile(c: &mut Common, e: &Version) -> Option<Version> {
+    let mine = c.latest(e.key.object);
+    let now = c.forte.reconcile(mine, e);
+    if now != mine {
+        c.set_store(now.expect("reconcile keeps a version"));
+    }
+    now
+}
+
+fn take(c: &mut Common, ctx: &mut Ctx<'_, Msg>, e: Version) {
+    c.set_store(e);
+    c.forte.hold(&e);
+    ctx.record(&Rec::Holds(e.key));
 }

@@ -10,6 +10,7 @@
 
 mod config;
 mod eventual;
+mod forte;
 mod msg;
 mod peers;
 mod raft;
@@ -49,6 +50,7 @@ pub(crate) struct Common {
     /// Eventual and tag: the latest version of each object. Raft: the
     /// replica's own writes not yet in its log (CloudScope's cache).
     pub store: Vec<Option<Version>>,
+    pub forte: forte::Forte,
 }
 
 #[inline]
@@ -65,7 +67,13 @@ impl Common {
     #[inline]
     pub fn send(&self, ctx: &mut Ctx<'_, Msg>, to: u32, body: Body) {
         let sent_ns = now_ns(ctx);
-        ctx.send(NodeId(to), Msg { sent_ns, body });
+        let msg = Msg { sent_ns, body };
+        if self.cfg.trace_messages {
+            use crate::node::Message;
+            let kind = msg.kind() as u8;
+            ctx.record(&Rec::Sent { to, kind });
+        }
+        ctx.send(NodeId(to), msg);
     }
 
     #[inline]
@@ -84,7 +92,7 @@ impl Common {
     /// The newer of two versions (either may be missing).
     pub fn newest(a: Option<Version>, b: Option<Version>) -> Option<Version> {
         match (a, b) {
-            (Some(x), Some(y)) => Some(if y.key.newer_than(&x.key) { y } else { x }),
+            (Some(x), Some(y)) => Some(if y.newer_than(&x) { y } else { x }),
             (x, None) => x,
             (None, y) => y,
         }
@@ -224,6 +232,15 @@ impl Node for Replica {
     fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: NodeId, msg: Msg) {
         self.note_latency(ctx, from, &msg);
         let from = from.0;
+        if self.c.cfg.trace_messages {
+            use crate::node::Message;
+            let (kind, sent_ns) = (msg.kind() as u8, msg.sent_ns);
+            ctx.record(&Rec::Recv {
+                from,
+                kind,
+                sent_ns,
+            });
+        }
         match &mut self.proto {
             Proto::Eventual => match msg.body {
                 Body::Gossip(entries) => eventual::on_gossip(&mut self.c, ctx, from, entries),
@@ -277,6 +294,10 @@ impl System for Consistency {
         let me = spec.id.0;
         let peers = Peers::new(me, &cfg, roster);
         let objects = cfg.objects as usize;
+        let forte = forte::Forte::new(
+            cfg.integration == Integration::Federated
+                && (cfg.forte_on_commit || cfg.forte_on_append),
+        );
         let proto = match protocol {
             Protocol::Eventual | Protocol::Stentor => Proto::Eventual,
             Protocol::Raft => Proto::Raft(Box::new(Raft::new(&peers, objects))),
@@ -289,6 +310,7 @@ impl System for Consistency {
                 cfg,
                 peers,
                 store: vec![None; objects],
+                forte,
             },
             proto,
             next_access: 0,
@@ -303,15 +325,25 @@ mod tests {
     use crate::node::testing::Step;
 
     fn replica(me: u32, kinds: &[&str]) -> Replica {
+        replica_with(me, kinds, serde_json::json!({}))
+    }
+
+    fn replica_with(me: u32, kinds: &[&str], extra: serde_json::Value) -> Replica {
         let nodes = kinds
             .iter()
             .enumerate()
-            .map(|(i, k)| NodeSpec {
-                id: NodeId(i as u32),
-                name: format!("r{i}"),
-                system: "consistency".into(),
-                role: "replica".into(),
-                config: serde_json::json!({"consistency": k, "objects": 2}),
+            .map(|(i, k)| {
+                let mut config = serde_json::json!({"consistency": k, "objects": 2});
+                for (key, v) in extra.as_object().expect("an object") {
+                    config[key] = v.clone();
+                }
+                NodeSpec {
+                    id: NodeId(i as u32),
+                    name: format!("r{i}"),
+                    system: "consistency".into(),
+                    role: "replica".into(),
+                    config,
+                }
             })
             .collect();
         let roster = Arc::new(Roster { nodes });
@@ -326,6 +358,7 @@ mod tests {
                 object,
             },
             parent: None,
+            forte: 0,
         }
     }
 
@@ -356,6 +389,30 @@ mod tests {
             Body::GossipResponse(vec![version(0, 3, 1)])
         );
         assert_eq!(fx.records.len(), 1, "one Holds record, for object 1");
+    }
+
+    #[test]
+    fn simulated_federated_eventual_adopts_a_higher_forte_with_a_lower_number() {
+        let extra = serde_json::json!({"integration": "federated", "forte_on_commit": true});
+        let kinds = ["eventual", "eventual", "strong"];
+        let mut step = Step::new(NodeId(0), replica_with(0, &kinds, extra));
+        step.start();
+        let gossip = |v: Version| Msg {
+            sent_ns: 0,
+            body: Body::Gossip(vec![v]),
+        };
+        step.message(NodeId(1), gossip(version(0, 5, 1)));
+        // The strong group raised a version with a lower number: it wins.
+        let strong = Version {
+            forte: 1,
+            ..version(0, 2, 2)
+        };
+        let fx = step.message(NodeId(2), gossip(strong));
+        assert_eq!(fx.sends[0].1.body, Body::GossipResponse(vec![]));
+        assert_eq!(fx.records.len(), 1, "it now holds the raised version");
+        // The longer eventual line is now the older one: answered with it.
+        let fx = step.message(NodeId(1), gossip(version(0, 5, 1)));
+        assert_eq!(fx.sends[0].1.body, Body::GossipResponse(vec![strong]));
     }
 
     #[test]

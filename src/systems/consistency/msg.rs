@@ -31,6 +31,9 @@ impl VKey {
 pub struct Version {
     pub key: VKey,
     pub parent: Option<VKey>,
+    /// CloudScope's forte number (federated): inherited from the parent,
+    /// raised only by a Raft leader; it orders before the key.
+    pub forte: u32,
 }
 
 impl Version {
@@ -43,7 +46,15 @@ impl Version {
                 object,
             },
             parent: parent.map(|p| p.key),
+            forte: parent.map_or(0, |p| p.forte),
         }
+    }
+
+    /// Newer in CloudScope's federated order: forte, then the key (with no
+    /// forte raised, last-writer-wins by key).
+    #[inline]
+    pub fn newer_than(&self, o: &Version) -> bool {
+        (self.forte, self.key.seq, self.key.writer) > (o.forte, o.key.seq, o.key.writer)
     }
 }
 
@@ -199,4 +210,8 @@ pub enum Rec {
     TagAcquired { object: u32, epoch: u32 },
     /// Tag: a session ended after `length_ns`, releasing `tags` objects.
     SessionEnded { length_ns: u64, tags: u32 },
+    /// With `trace_messages`: a message of `kind` (index in [`KINDS`]) sent.
+    Sent { to: u32, kind: u8 },
+    /// With `trace_messages`: a message received, sent at `sent_ns`.
+    Recv { from: u32, kind: u8, sent_ns: u64 },
 }

@@ -1,7 +1,7 @@
 //! Between groups: the federated push to eventual replicas and the floated
 //! leaders' gossip of committed versions.
 
-use super::{Raft, Role};
+use super::{Raft, Role, slot};
 use crate::node::Ctx;
 use crate::systems::consistency::config::{Integration, ReadPolicy};
 use crate::systems::consistency::peers::pick;
@@ -62,10 +62,15 @@ impl Raft {
     ) {
         let mut newer = Vec::new();
         for e in entries {
-            let cur = self.current(c, e.key.object, ReadPolicy::Latest);
+            let latest = self.current(c, e.key.object, ReadPolicy::Latest);
+            let cur = c.forte.reconcile(latest, &e);
+            if cur != latest {
+                // CloudScope puts the raised version into the cache.
+                c.set_store(cur.expect("reconcile keeps a version"));
+            }
             match cur {
                 Some(mine) if mine.key == e.key => {}
-                Some(mine) if mine.key.newer_than(&e.key) => newer.push(mine),
+                Some(mine) if mine.newer_than(&e) => newer.push(mine),
                 Some(mine)
                     if c.cfg.integration == Integration::Federated
                         && e.parent != Some(mine.key) =>
@@ -76,12 +81,31 @@ impl Raft {
                     newer.push(mine);
                 }
                 _ => {
+                    c.forte.hold(&e);
                     self.offer(c, ctx, e);
                 }
             }
         }
         if reply && c.cfg.integration == Integration::Federated {
             c.send(ctx, from, Body::GossipResponse(newer));
+        }
+    }
+
+    /// Federated with `forte_on_commit`: the leader raises the forte of
+    /// the versions it just committed (entries `from + 1 ..= to`).
+    pub(super) fn raise_committed(&mut self, c: &mut Common, from: u64, to: u64) {
+        for i in from..to {
+            let v = &mut self.log[i as usize].version;
+            c.forte.raise(v);
+            let v = *v;
+            for s in [
+                slot(&mut self.log_latest, v.key.object),
+                slot(&mut self.committed_latest, v.key.object),
+            ] {
+                if s.is_some_and(|x| x.key == v.key) {
+                    *s = Some(v);
+                }
+            }
         }
     }
 }

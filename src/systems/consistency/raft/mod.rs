@@ -269,7 +269,11 @@ impl Raft {
 
     pub fn write(&mut self, c: &mut Common, ctx: &mut Ctx<'_, Msg>, object: u32) {
         let parent = self.current(c, object, ReadPolicy::Latest);
-        let v = Version::next(object, parent.as_ref(), c.me);
+        let mut v = Version::next(object, parent.as_ref(), c.me);
+        if self.role == Role::Leader && c.cfg.forte_on_append {
+            c.forte.raise(&mut v);
+        }
+        c.forte.hold(&v);
         ctx.record(&Rec::Write(v));
         ctx.record(&Rec::Holds(v.key));
         let started_ns = now_ns(ctx);
@@ -319,7 +323,7 @@ impl Raft {
             .copied()
             .flatten()
         {
-            Some(cur) if !v.key.newer_than(&cur.key) => Err(Rec::Unordered(v.key)),
+            Some(cur) if !v.newer_than(&cur) => Err(Rec::Unordered(v.key)),
             Some(cur) if v.parent != Some(cur.key) => Err(Rec::Unforked(v.key)),
             _ => Ok(()),
         }
@@ -327,7 +331,7 @@ impl Raft {
 
     /// A version that came from elsewhere (a follower, a gossip): the
     /// leader appends it if admitted, a follower forwards it.
-    fn offer(&mut self, c: &mut Common, ctx: &mut Ctx<'_, Msg>, v: Version) -> bool {
+    fn offer(&mut self, c: &mut Common, ctx: &mut Ctx<'_, Msg>, mut v: Version) -> bool {
         if self.role == Role::Leader {
             let known = self
                 .log_latest
@@ -346,6 +350,9 @@ impl Raft {
             if v.key.writer != c.me {
                 ctx.record(&Rec::Holds(v.key));
             }
+            if c.cfg.forte_on_append {
+                c.forte.raise(&mut v);
+            }
             self.push(Entry {
                 term: self.term,
                 version: v,
@@ -360,7 +367,7 @@ impl Raft {
         }
     }
 
-    fn advance_commit(&mut self, c: &Common, ctx: &mut Ctx<'_, Msg>) {
+    fn advance_commit(&mut self, c: &mut Common, ctx: &mut Ctx<'_, Msg>) {
         if self.role != Role::Leader {
             return;
         }
@@ -375,7 +382,11 @@ impl Raft {
                 CommitQuorum::Followers => group == 0 || acks > group / 2,
             };
             if ok {
+                let from = self.commit;
                 self.commit_to(ctx, n, true);
+                if c.cfg.forte_on_commit {
+                    self.raise_committed(c, from, n);
+                }
                 break;
             }
         }
