@@ -380,7 +380,11 @@ impl<N: Node> Simulation<N> {
             self.core.timer(&mut slot.pending_timers, id, cmd);
         }
         self.effects.timers.clear();
-        for (to, msg) in self.effects.sends.drain(..) {
+        // Popped from the end after one reverse, in the order they were
+        // sent: cheaper than a Drain (whose drop is a call) for the usual
+        // one or two sends.
+        self.effects.sends.reverse();
+        while let Some((to, msg)) = self.effects.sends.pop() {
             self.core.send(id, to.0, msg);
         }
         if self.effects.has_rare() {
