@@ -438,7 +438,16 @@ impl Transport {
             self.clients.borrow_mut().insert(id, (connection, tx));
             rx
         });
-        let acker = tokio::task::spawn_local(write_back(wr, last.clone(), wake.clone(), replies));
+        // What the peer already has acknowledged is read now, not when the
+        // acker first runs: by then the loop below may have taken a frame,
+        // and that frame would never be acknowledged.
+        let acker = tokio::task::spawn_local(write_back(
+            wr,
+            last.clone(),
+            last.get(),
+            wake.clone(),
+            replies,
+        ));
         // Buffered: a frame is two reads (length, body), and unbuffered each
         // is a syscall; TLS buffers by itself, a plain socket does not.
         let mut rd = tokio::io::BufReader::with_capacity(READ_BUFFER, rd);
@@ -561,10 +570,10 @@ async fn read_acks(mut rd: Reader, acked: Rc<Cell<u64>>, notify: Rc<Notify>) {
 async fn write_back(
     mut wr: Writer,
     last: Rc<Cell<u64>>,
+    mut sent: u64,
     wake: Rc<Notify>,
     mut replies: Option<mpsc::Receiver<Envelope>>,
 ) {
-    let mut sent = last.get();
     let mut seq = 0;
     loop {
         let reply = async {
