@@ -29,6 +29,11 @@ impl Forte {
         }
     }
 
+    #[inline]
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     fn note(&mut self, v: &Version) {
         let i = v.key.object as usize;
         if i >= self.top.len() {
