@@ -47,6 +47,11 @@ pub struct Network {
     /// No explicit links, faults or partitions: every message takes the
     /// default (or local) latency.
     plain: bool,
+    /// Explicit links, all up, none with faults, and no other faults or
+    /// isolation: a message only needs its link's latency.
+    plain_links: bool,
+    /// Explicit links with message faults of their own.
+    faulty_links: usize,
 }
 
 impl Network {
@@ -72,6 +77,8 @@ impl Network {
             machine_faults: Vec::new(),
             partitions: false,
             plain: true,
+            plain_links: false,
+            faulty_links: 0,
         }
     }
 
@@ -90,7 +97,10 @@ impl Network {
         let i = self.link_index(from, to);
         let link = &mut self.links[i];
         link.latency = Some(spec.latency.sampler());
+        let had = link.faults.is_some();
         link.faults = faults;
+        let has = link.faults.is_some();
+        self.faulty_links = self.faulty_links + usize::from(has) - usize::from(had);
         self.refresh_plain();
         Ok(())
     }
@@ -178,10 +188,12 @@ impl Network {
     }
 
     fn refresh_plain(&mut self) {
-        self.plain = self.index.is_empty()
-            && !self.partitions
+        let no_faults = !self.partitions
             && self.global_faults.is_none()
             && self.machine_faults.iter().all(Option::is_none);
+        self.plain = self.index.is_empty() && no_faults;
+        // A link down means `partitions`, so only link faults are left.
+        self.plain_links = !self.index.is_empty() && no_faults && self.faulty_links == 0;
     }
 
     /// Decides the fate of one message from machine `from` to `to`.
@@ -196,6 +208,18 @@ impl Network {
                 delay: latency.sample(sender_rng),
                 duplicate: None,
             };
+        }
+        if self.plain_links && from != to && self.dense_fresh {
+            let n = self.isolated.len();
+            let i = self.dense[from as usize * n + to as usize];
+            if let Some(link) = self.links.get_mut(i as usize)
+                && let (Some(latency), Some(rng)) = (&link.latency, link.rng.as_mut())
+            {
+                return Verdict::Deliver {
+                    delay: latency.sample(rng),
+                    duplicate: None,
+                };
+            }
         }
         self.route_slow(from, to, kind, sender_rng)
     }
@@ -351,7 +375,22 @@ mod tests {
             .unwrap();
         assert_eq!(delay(net.route(2, 0, 0, &mut rng)), Some(3_000_000));
         assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        // A link's own faults apply while the others stay plain.
+        let lossy = LinkSpec {
+            faults: MessageFaults {
+                loss: 1.0,
+                ..Default::default()
+            },
+            ..LinkSpec::new(Latency::Constant { ms: 3.0 })
+        };
+        net.set_link(2, 0, &lossy).unwrap();
+        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), None);
+        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        net.set_link(2, 0, &LinkSpec::new(Latency::Constant { ms: 3.0 }))
+            .unwrap();
+        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), Some(3_000_000));
         net.set_link_up(0, 1, false);
+        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), None);
         assert_eq!(net.can_arrive(0, 1), Some(DropReason::LinkDown));
         assert_eq!(net.can_arrive(2, 0), None);
     }
