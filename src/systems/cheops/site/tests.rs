@@ -20,6 +20,7 @@ fn exec(id: &str, command: &str) -> CheopsMsg {
         config: String::new(),
         files: Vec::new(),
         request_id: id.into(),
+        backend: String::new(),
     })
 }
 
