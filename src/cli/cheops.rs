@@ -26,6 +26,9 @@ pub enum Command {
     Show(super::cheops_api::ShowArgs),
     /// A cluster's sites and API addresses, or one resource at every site.
     Status(super::cheops_api::StatusArgs),
+    /// Operations per second one site accepts, and the time until every
+    /// site replied, through the HTTP API of a running cluster.
+    Bench(super::cheops_api::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +61,7 @@ pub fn run(settings: &Settings, c: Command) -> anyhow::Result<()> {
         Command::Exec(a) => super::cheops_api::exec(settings, a),
         Command::Show(a) => super::cheops_api::show(settings, a),
         Command::Status(a) => super::cheops_api::status(settings, a),
+        Command::Bench(a) => super::cheops_api::bench(settings, a),
         Command::SimCheck(a) => sim_check(a),
         Command::Scenario(a) => {
             let out = run_redis(a.seed, a.failure)?;

@@ -276,3 +276,53 @@ pub fn status(settings: &Settings, a: StatusArgs) -> anyhow::Result<()> {
         }
     })
 }
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long)]
+    cluster: String,
+    /// Operations for the acceptance rate.
+    #[arg(long, default_value_t = 2000)]
+    ops: usize,
+    /// Clients sending them at once.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Operations timed one at a time until every site replied.
+    #[arg(long, default_value_t = 200)]
+    e2e_ops: usize,
+    /// The site whose API takes them [default: the first].
+    #[arg(long)]
+    via: Option<String>,
+}
+
+pub fn bench(settings: &Settings, a: BenchArgs) -> anyhow::Result<()> {
+    use crate::drivers::cheops::bench::{BenchOptions, run};
+    let urls = urls(settings, &a.cluster)?;
+    let via = a.via.clone().unwrap_or_else(|| urls[0].0.clone());
+    let opts = BenchOptions {
+        url: url_of(&urls, &via)?.to_string(),
+        sites: urls
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join("&"),
+        accepted_ops: a.ops,
+        clients: a.clients,
+        e2e_ops: a.e2e_ops,
+    };
+    let r = super::runtime::block_local(run(&opts))?;
+    println!(
+        "accepted by {via}: {} operations from {} clients, {:.0} ops/s",
+        r.accepted_ops, r.clients, r.accepted_per_s
+    );
+    println!(
+        "until all {} sites replied: {} operations one at a time, median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        urls.len(),
+        r.e2e_ops,
+        r.e2e_median_ms,
+        r.e2e_p90_ms,
+        r.e2e_max_ms
+    );
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}

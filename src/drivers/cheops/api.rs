@@ -482,7 +482,15 @@ async fn changes(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respons
         if tx.send(line(&last)).await.is_err() {
             return;
         }
-        while let Some(view) = recv(&mut updates).await {
+        loop {
+            // A client that went away ends the feed (and so the watch).
+            let view = tokio::select! {
+                _ = tx.closed() => return,
+                v = recv(&mut updates) => match v {
+                    Some(v) => v,
+                    None => return,
+                },
+            };
             let now = api.view_json(&view);
             if now != last {
                 if tx.send(line(&now)).await.is_err() {

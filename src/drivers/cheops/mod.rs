@@ -5,6 +5,7 @@
 //! `dz cheops exec / show / status`.
 
 pub mod api;
+pub mod bench;
 pub mod check;
 pub mod cluster;
 pub mod http;
