@@ -151,6 +151,15 @@ async fn read_form(mut multipart: Multipart) -> std::result::Result<Form, String
     }
 }
 
+type MultipartBody = std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>;
+
+async fn form_of(multipart: MultipartBody) -> std::result::Result<Form, String> {
+    match multipart {
+        Ok(m) => read_form(m).await,
+        Err(e) => Err(format!("expected a multipart/form-data body: {e}")),
+    }
+}
+
 impl Form {
     fn command(&self) -> std::result::Result<String, String> {
         match &self.command[..] {
@@ -334,12 +343,9 @@ fn ndjson(rx: mpsc::Receiver<Bytes>) -> Response {
 async fn exec(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    multipart: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    multipart: MultipartBody,
 ) -> Response {
-    let form = match multipart {
-        Ok(m) => read_form(m).await,
-        Err(e) => Err(format!("expected a multipart/form-data body: {e}")),
-    };
+    let form = form_of(multipart).await;
     let req = match form.and_then(|f| api.exec_request(&id, f)) {
         Ok(r) => r,
         Err(why) => return bad(why),
@@ -416,12 +422,9 @@ async fn collect_shows(
 async fn show(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    multipart: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    multipart: MultipartBody,
 ) -> Response {
-    let form = match multipart {
-        Ok(m) => read_form(m).await,
-        Err(e) => Err(format!("expected a multipart/form-data body: {e}")),
-    };
+    let form = form_of(multipart).await;
     let checked = form.and_then(|f| {
         api.check_id(&id)?;
         let command = f.command()?;
@@ -442,12 +445,9 @@ async fn show(
 async fn show_local(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    multipart: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    multipart: MultipartBody,
 ) -> Response {
-    let form = match multipart {
-        Ok(m) => read_form(m).await,
-        Err(e) => Err(format!("expected a multipart/form-data body: {e}")),
-    };
+    let form = form_of(multipart).await;
     let command = match form.and_then(|f| {
         api.check_id(&id)?;
         f.command()
