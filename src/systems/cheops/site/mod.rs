@@ -320,10 +320,12 @@ impl Site {
                 changed.insert(id);
             }
         }
+        // Not written here: what a peer sent is durable at the peer, and
+        // anti-entropy sends it again if a crash loses it. It reaches the
+        // disk with this site's next run or operation (one file per
+        // resource), which halves the syncs per operation.
         for id in &changed {
-            self.persist(ctx, id);
-        }
-        for id in &changed {
+            self.notify(ctx, id);
             self.maybe_run(ctx, id);
         }
     }
