@@ -258,6 +258,14 @@ fn local_cheops_three_sites_converge_after_a_partition_kv() {
         // (set→inc keep order, inc→set reverse order): 29 + 13 - 12.
         assert_eq!(redis_scenario(&c, "counter", false).await, "30");
     });
+    // `cluster status` names each site's API.
+    let out = dz_ok(tmp.path(), &["cluster", "status", "ckv"]);
+    for (site, url) in &c.urls {
+        assert!(
+            out.contains(&format!("cheops site {site}: API {url}")),
+            "{out}"
+        );
+    }
     // The CLI sees the same: one block at every site.
     let out = dz_ok(
         tmp.path(),

@@ -286,6 +286,9 @@ fn cmd_status(settings: &Settings, name: &str) -> anyhow::Result<()> {
                 Err(e) => println!("  {machine}  {:?}  {}  error: {e}", rec.state, rec.control),
             }
         }
+        for (site, url) in crate::drivers::cheops::cluster::api_urls(&state) {
+            println!("  cheops site {site}: API {url}");
+        }
         let dir = crate::backends::state::cluster_dir(&settings.tmp_dir, name);
         ctl.backend_mut().agents().fetch_logs(&dir).await?;
         println!("logs: {}/<machine>.json.log", dir.display());
