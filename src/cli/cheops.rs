@@ -19,6 +19,16 @@ pub enum Command {
     /// The original's three-site scenario (SET 23; cut; SET 29, INCRBY 13,
     /// INCRBY -12 at three sites; heal), in simulation.
     Scenario(ScenarioArgs),
+    /// Takes an operation at a running cluster's site and prints each
+    /// site's reply as it arrives: `[i/n] STATUS request site output`.
+    Exec(super::cheops_api::ExecArgs),
+    /// Runs a read-only command at every site (or --sites) of a cluster.
+    Show(super::cheops_api::ShowArgs),
+    /// A cluster's sites and API addresses, or one resource at every site.
+    Status(super::cheops_api::StatusArgs),
+    /// Operations per second one site accepts, and the time until every
+    /// site replied, through the HTTP API of a running cluster.
+    Bench(super::cheops_api::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -46,8 +56,12 @@ pub struct ScenarioArgs {
     failure: bool,
 }
 
-pub fn run(_settings: &Settings, c: Command) -> anyhow::Result<()> {
+pub fn run(settings: &Settings, c: Command) -> anyhow::Result<()> {
     match c {
+        Command::Exec(a) => super::cheops_api::exec(settings, a),
+        Command::Show(a) => super::cheops_api::show(settings, a),
+        Command::Status(a) => super::cheops_api::status(settings, a),
+        Command::Bench(a) => super::cheops_api::bench(settings, a),
         Command::SimCheck(a) => sim_check(a),
         Command::Scenario(a) => {
             let out = run_redis(a.seed, a.failure)?;

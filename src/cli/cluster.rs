@@ -59,6 +59,11 @@ pub struct UpArgs {
     /// latencies, as the simulator does.
     #[arg(long, conflicts_with_all = ["machines", "system", "config"])]
     topology: Option<PathBuf>,
+    /// Cheops only: let sites run shell commands (the `shell` backend).
+    /// Anyone who reaches a site's API can then run any command as the
+    /// agent's user on its machine.
+    #[arg(long)]
+    allow_shell: bool,
 }
 
 #[derive(Subcommand)]
@@ -161,7 +166,7 @@ impl SystemVisitor for Roles {
 }
 
 fn cmd_up(settings: &Settings, a: UpArgs) -> anyhow::Result<()> {
-    let (system, machines, network, placement) = match &a.topology {
+    let (system, machines, network, mut placement) = match &a.topology {
         Some(path) => {
             let t = Topology::load(path)?;
             (t.system.clone(), t.machines(), t.network(), t.placement()?)
@@ -181,6 +186,11 @@ fn cmd_up(settings: &Settings, a: UpArgs) -> anyhow::Result<()> {
         }
     };
     let name = a.name.unwrap_or_else(new_name);
+    if a.allow_shell && system != "cheops" {
+        return Err(Error::input("--allow-shell is for --system cheops").into());
+    }
+    let dir = crate::backends::state::cluster_dir(&settings.tmp_dir, &name);
+    crate::drivers::cheops::cluster::prepare(&mut placement, a.mode, a.allow_shell, &dir)?;
     let binary = binary()?;
     let state = block_local(async {
         let (_ctl, state) = up_shaped(
@@ -207,6 +217,9 @@ fn cmd_up(settings: &Settings, a: UpArgs) -> anyhow::Result<()> {
             "  {}  control {}  data {}{pid}{container}",
             m.name, m.control, m.data
         );
+    }
+    for (site, url) in crate::drivers::cheops::cluster::api_urls(&state) {
+        println!("  cheops site {site}: API {url}");
     }
     println!(
         "next: dz cluster status {0}   dz cluster fault {0} isolate m1   dz cluster down {0}",
@@ -272,6 +285,9 @@ fn cmd_status(settings: &Settings, name: &str) -> anyhow::Result<()> {
                 }
                 Err(e) => println!("  {machine}  {:?}  {}  error: {e}", rec.state, rec.control),
             }
+        }
+        for (site, url) in crate::drivers::cheops::cluster::api_urls(&state) {
+            println!("  cheops site {site}: API {url}");
         }
         let dir = crate::backends::state::cluster_dir(&settings.tmp_dir, name);
         ctl.backend_mut().agents().fetch_logs(&dir).await?;

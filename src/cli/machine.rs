@@ -59,6 +59,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         mode: a.mode,
         secret,
         ready_file: a.ready_file,
+        fronts: crate::drivers::fronts(),
     })?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod bench;
 pub use bench::pingpong_sim;
 mod cheops;
+mod cheops_api;
 mod clean;
 mod clocks;
 pub(crate) mod cluster;

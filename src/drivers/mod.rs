@@ -8,3 +8,9 @@ pub mod consistency;
 pub mod kv;
 pub mod seeds;
 pub mod simulate;
+
+/// The fronts a machine agent can run next to its nodes (HTTP APIs of
+/// systems that have one).
+pub fn fronts() -> Vec<crate::runtime::front::FrontStarter> {
+    vec![cheops::api::start]
+}

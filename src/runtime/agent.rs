@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
 use super::control::{self, AgentState};
+use super::front::{FrontStarter, dialable};
 use super::host::{Host, WorkDone};
 use super::transport::Transport;
 use crate::error::{Error, Result};
@@ -31,6 +32,8 @@ pub struct AgentConfig {
     pub secret: String,
     /// Where to write the bound addresses once listening.
     pub ready_file: Option<PathBuf>,
+    /// Services to run next to nodes (see `front.rs`).
+    pub fronts: Vec<FrontStarter>,
 }
 
 /// What a started agent reports in its ready file.
@@ -97,6 +100,9 @@ async fn serve(cfg: AgentConfig) -> Result<()> {
         secret: cfg.secret.clone(),
         log_path: log_path(&cfg.dir),
         dir: cfg.dir.clone(),
+        fronts: cfg.fronts.clone(),
+        running_fronts: Default::default(),
+        data: dialable(&ready.data),
     });
     tokio::task::spawn_local(transport.serve(data_listener));
     tokio::task::spawn_local(control::serve(control_listener, state.clone()));

@@ -5,6 +5,7 @@
 //! never the agent.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,14 +19,15 @@ use tokio::sync::Notify;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::auth::{self, Role};
+use super::front::{FrontEnv, FrontStarter};
 use super::host::{Host, PeerAddr};
 use super::tls::{self, BoxStream};
 use super::transport::Transport;
 use crate::net::LinkSpec;
 use crate::node::{MachineId, NodeId};
-use crate::systems::Roster;
+use crate::systems::{NodeSpec, Roster};
 use crate::wire::convert::{
-    MachineReport, NodeReport, read_faults, read_placement, read_spec, write_report,
+    MachineReport, NodeReport, PlacedNode, read_faults, read_placement, read_spec, write_report,
 };
 use crate::wire::distzero_capnp::{agent, session};
 
@@ -40,6 +42,43 @@ pub struct AgentState {
     pub log_path: PathBuf,
     /// The agent's directory (node storage, records).
     pub dir: PathBuf,
+    /// Services to run next to nodes, and those running, by node.
+    pub fronts: Vec<FrontStarter>,
+    pub running_fronts: RefCell<BTreeMap<u32, tokio::task::JoinHandle<()>>>,
+    /// This machine's data plane, dialable from here.
+    pub data: String,
+}
+
+impl AgentState {
+    /// Starts the node's fronts (after the node itself), replacing any
+    /// left from an earlier incarnation.
+    fn start_fronts(
+        &self,
+        spec: &NodeSpec,
+        roster: &[PlacedNode],
+        epoch_ms: u64,
+    ) -> Result<(), CapnpError> {
+        self.stop_front(spec.id);
+        let env = FrontEnv {
+            spec,
+            roster,
+            data: &self.data,
+            secret: &self.secret,
+            epoch_ms,
+        };
+        for start in &self.fronts {
+            if let Some(task) = start(&env).map_err(failed)? {
+                self.running_fronts.borrow_mut().insert(spec.id.0, task);
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_front(&self, id: NodeId) {
+        if let Some(task) = self.running_fronts.borrow_mut().remove(&id.0) {
+            task.abort();
+        }
+    }
 }
 
 /// How long a control client has to finish the TLS handshake.
@@ -151,8 +190,10 @@ impl session::Server for SessionImpl {
         let spec = read_spec(p.get_spec()?)?;
         let mut roster = Roster::default();
         let mut placement = Vec::new();
+        let mut placed_nodes = Vec::new();
         for r in p.get_roster()?.iter() {
             let placed = read_placement(r)?;
+            placed_nodes.push(placed.clone());
             placement.push((
                 placed.spec.id,
                 PeerAddr {
@@ -170,7 +211,7 @@ impl session::Server for SessionImpl {
             .spawn(&spec, &Arc::new(roster), placement, machine, epoch)
             .map_err(failed)?;
         self.state.wake.notify_one();
-        Ok(())
+        self.state.start_fronts(&spec, &placed_nodes, epoch)
     }
 
     async fn kill_node(
@@ -179,6 +220,7 @@ impl session::Server for SessionImpl {
         _: session::KillNodeResults,
     ) -> Result<(), CapnpError> {
         let id = NodeId(params.get()?.get_id());
+        self.state.stop_front(id);
         self.state.host.borrow_mut().kill(id).map_err(failed)
     }
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod control;
 pub mod disk;
 pub mod framing;
+pub mod front;
 pub mod host;
 pub mod hosted;
 pub mod tls;

@@ -175,17 +175,16 @@ impl Client {
             config: self.workload.config.clone(),
             files: Vec::new(),
             request_id: format!("c{}-{}", self.me, self.seq),
+            backend: String::new(),
         };
         self.send(ctx, &site, request);
     }
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, CheopsMsg>, tag: u64) {
         match tag {
-            TICK => {
-                if ctx.now().as_secs_f64() * 1e3 < self.workload.duration_ms {
-                    self.random_op(ctx);
-                    self.next_tick(ctx);
-                }
+            TICK if ctx.now().as_secs_f64() * 1e3 < self.workload.duration_ms => {
+                self.random_op(ctx);
+                self.next_tick(ctx);
             }
             RETRY => {
                 let pending: Vec<(NodeId, ExecRequest)> = self
@@ -218,6 +217,7 @@ impl Client {
                     config: s.config.clone(),
                     files: Vec::new(),
                     request_id: format!("c{}-script-{}", self.me, t - SCRIPT - 1),
+                    backend: String::new(),
                 };
                 self.send(ctx, &s.site, request);
             }

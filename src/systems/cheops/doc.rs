@@ -18,6 +18,8 @@ pub struct ResourceDoc {
     pub id: String,
     /// Fixed at creation.
     pub sites: Vec<String>,
+    /// What runs the commands; fixed at creation.
+    pub backend: Backend,
     /// The current block.
     pub ops: Vec<Operation>,
     pub config: ResourceConfig,
@@ -26,6 +28,34 @@ pub struct ResourceDoc {
     /// Every request ever taken, dropped ones included, so a retried
     /// request is never taken twice.
     pub known: BTreeSet<String>,
+}
+
+/// What runs a resource's commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The deterministic Redis-like keyspace (every mode).
+    #[default]
+    Kv,
+    /// `sh` on the site's machine (real modes, when the cluster allows it).
+    Shell,
+}
+
+impl Backend {
+    pub fn parse(s: &str) -> Result<Backend, String> {
+        match s.trim() {
+            "kv" => Ok(Backend::Kv),
+            "shell" => Ok(Backend::Shell),
+            other => Err(format!("unknown backend {other:?} (kv or shell)")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Kv => "kv",
+            Backend::Shell => "shell",
+        }
+    }
 }
 
 /// Reply status, as the original's API shows it.
@@ -117,6 +147,7 @@ impl ResourceDoc {
         ResourceDoc {
             id: id.into(),
             sites,
+            backend: Backend::Kv,
             ops: Vec::new(),
             config,
             seen: BTreeMap::new(),
@@ -191,6 +222,7 @@ impl ResourceDoc {
                 ResourceDoc {
                     id: main.id.clone(),
                     sites: main.sites.clone(),
+                    backend: main.backend,
                     ops: merge_live(main, conflict, &config),
                     config,
                     seen,

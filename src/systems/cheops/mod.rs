@@ -12,6 +12,7 @@ pub mod doc;
 pub mod kv_backend;
 pub mod matrix;
 pub mod msg;
+pub mod shell;
 pub mod site;
 
 use std::collections::BTreeMap;
@@ -30,12 +31,28 @@ use msg::CheopsMsg;
 pub struct SiteConfig {
     /// How often a site sends each peer a digest of what they share.
     pub anti_entropy_ms: f64,
+    /// Shell commands may run (`dz cluster up --allow-shell`); real
+    /// machines only.
+    pub allow_shell: bool,
+    /// Where they run, a directory per resource [default: under the
+    /// system's temporary directory].
+    pub shell_dir: String,
+    /// Where the machine serves this site's HTTP API ("" for nowhere).
+    /// Read by the machine's front (`drivers/cheops/api`), not the site.
+    pub api: String,
+    /// How long the API waits for the next site's reply before it
+    /// reports the missing sites as TIMEOUT (the original: 20 s).
+    pub reply_timeout_ms: f64,
 }
 
 impl Default for SiteConfig {
     fn default() -> Self {
         SiteConfig {
             anti_entropy_ms: 100.0,
+            allow_shell: false,
+            shell_dir: String::new(),
+            api: String::new(),
+            reply_timeout_ms: 20_000.0,
         }
     }
 }
@@ -130,11 +147,17 @@ impl System for Cheops {
                 if cfg.anti_entropy_ms.is_nan() || cfg.anti_entropy_ms <= 0.0 {
                     return Err(bad("anti_entropy_ms must be > 0".into()));
                 }
-                Ok(CheopsNode::Site(Box::new(site::Site::new(
+                if cfg.reply_timeout_ms.is_nan() || cfg.reply_timeout_ms <= 0.0 {
+                    return Err(bad("reply_timeout_ms must be > 0".into()));
+                }
+                let site = site::Site::new(
                     spec.name.clone(),
                     sites,
                     Duration::from_secs_f64(cfg.anti_entropy_ms / 1e3),
-                ))))
+                );
+                Ok(CheopsNode::Site(Box::new(
+                    site.with_shell(cfg.allow_shell, cfg.shell_dir),
+                )))
             }
             _ => {
                 let w: client::Workload = parse_config(spec)?;

@@ -17,6 +17,18 @@ pub struct ExecRequest {
     pub files: Vec<(String, Vec<u8>)>,
     /// Chosen by the client, so a retry is recognised.
     pub request_id: String,
+    /// `kv` or `shell`; empty for the site's default. Only a new
+    /// resource takes it.
+    pub backend: String,
+}
+
+/// A resource as a site holds it, for the machine's API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    pub resource: String,
+    /// `None`: the site does not hold it.
+    pub doc: Option<ResourceDoc>,
+    pub replies: Vec<Reply>,
 }
 
 /// One resource in an anti-entropy digest.
@@ -43,11 +55,41 @@ pub enum CheopsMsg {
         docs: Vec<ResourceDoc>,
         replies: Vec<Reply>,
     },
+    /// An outside client (the machine's API) asks for the resource now and
+    /// after each change, for a lease it renews by asking again.
+    Watch {
+        resource: String,
+    },
+    /// The resource as the site holds it (answer to `Watch`).
+    Update(View),
+    /// Runs a read-only command at `sites` (at the receiver alone when
+    /// empty) and answers one `ShowReply` per site.
+    Show {
+        ask: u64,
+        resource: String,
+        command: String,
+        sites: Vec<String>,
+    },
+    ShowReply {
+        ask: u64,
+        site: String,
+        ok: bool,
+        output: String,
+    },
 }
 
 impl Message for CheopsMsg {
     fn kinds() -> &'static [&'static str] {
-        &["Exec", "ExecAck", "Digest", "Docs"]
+        &[
+            "Exec",
+            "ExecAck",
+            "Digest",
+            "Docs",
+            "Watch",
+            "Update",
+            "Show",
+            "ShowReply",
+        ]
     }
 
     fn kind(&self) -> usize {
@@ -56,6 +98,10 @@ impl Message for CheopsMsg {
             CheopsMsg::ExecAck { .. } => 1,
             CheopsMsg::Digest(_) => 2,
             CheopsMsg::Docs { .. } => 3,
+            CheopsMsg::Watch { .. } => 4,
+            CheopsMsg::Update(_) => 5,
+            CheopsMsg::Show { .. } => 6,
+            CheopsMsg::ShowReply { .. } => 7,
         }
     }
 

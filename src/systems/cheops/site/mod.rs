@@ -8,12 +8,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::block::{Operation, RunPlan, plan_run};
-use super::doc::{Order, Reply, ResourceDoc, Status, order_of};
-use super::kv_backend::{CommandResult, Keyspace, execute};
+use super::block::Operation;
+use super::doc::{Backend, Order, Reply, ResourceDoc, order_of};
+use super::kv_backend::Keyspace;
 use super::matrix::ResourceConfig;
 use super::msg::{CheopsMsg, DigestItem, ExecRequest};
-use crate::node::{Ctx, NodeId, Work, WorkId};
+use crate::node::{Ctx, Mode, NodeId, WorkId};
+
+mod api;
+mod run;
 
 /// Everything a site keeps for one resource, in one durable file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -37,45 +40,6 @@ impl Local {
     }
 }
 
-/// Commands of one run, executed off the handler.
-struct KvRun {
-    keys: Keyspace,
-    commands: Vec<String>,
-}
-
-struct KvRunDone {
-    keys: Keyspace,
-    results: Vec<CommandResult>,
-}
-
-impl Work for KvRun {
-    fn name(&self) -> &'static str {
-        "cheops-kv-run"
-    }
-
-    fn run(mut self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        let results = self
-            .commands
-            .iter()
-            .map(|c| execute(&mut self.keys, c))
-            .collect();
-        Box::new(KvRunDone {
-            keys: self.keys,
-            results,
-        })
-    }
-
-    fn simulated_duration(&self) -> Duration {
-        Duration::from_millis(2 + self.commands.len() as u64)
-    }
-}
-
-struct Running {
-    resource: String,
-    plan: RunPlan,
-    ops: Vec<Operation>,
-}
-
 const ANTI_ENTROPY: u64 = 1;
 
 pub struct Site {
@@ -84,8 +48,17 @@ pub struct Site {
     sites: BTreeMap<String, NodeId>,
     anti_entropy: Duration,
     resources: BTreeMap<String, Local>,
-    running: BTreeMap<WorkId, Running>,
+    running: BTreeMap<WorkId, run::Job>,
     busy: BTreeSet<String>,
+    /// Shell commands may run here (`dz cluster up --allow-shell`).
+    allow_shell: bool,
+    /// Where shell commands run, a directory per resource.
+    shell_dir: String,
+    /// Outside clients watching a resource, until their lease ends.
+    watchers: BTreeMap<(NodeId, String), Duration>,
+    /// Show requests relayed to peers: our ask to (asker, its ask, when).
+    relays: BTreeMap<u64, (NodeId, u64, Duration)>,
+    next_ask: u64,
 }
 
 fn file_of(resource: &str) -> String {
@@ -101,7 +74,20 @@ impl Site {
             resources: BTreeMap::new(),
             running: BTreeMap::new(),
             busy: BTreeSet::new(),
+            allow_shell: false,
+            shell_dir: String::new(),
+            watchers: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            next_ask: 0,
         }
+    }
+
+    /// Lets shell commands run, in `dir` (empty: the system's temporary
+    /// directory).
+    pub fn with_shell(mut self, allow: bool, dir: String) -> Site {
+        self.allow_shell = allow;
+        self.shell_dir = dir;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -116,6 +102,8 @@ impl Site {
         self.resources.clear();
         self.running.clear();
         self.busy.clear();
+        self.watchers.clear();
+        self.relays.clear();
         let files = ctx.storage().files();
         for f in files.iter().filter(|f| f.starts_with("res-")) {
             let bytes = ctx.storage().read(f).unwrap_or_default().to_vec();
@@ -147,6 +135,7 @@ impl Site {
         let f = file_of(id);
         let _ = ctx.storage().write(&f, &bytes);
         let _ = ctx.storage().sync(&f);
+        self.notify(ctx, id);
     }
 
     fn peers_of(&self, doc: &ResourceDoc) -> Vec<NodeId> {
@@ -155,6 +144,35 @@ impl Site {
             .filter(|s| **s != self.me)
             .filter_map(|s| self.sites.get(s).copied())
             .collect()
+    }
+
+    /// Why this site cannot run shell commands, if it cannot.
+    fn shell_refused(&self, mode: Mode) -> Option<String> {
+        if mode == Mode::Simulated {
+            Some("the shell backend runs on real machines only, not in simulation".into())
+        } else if !self.allow_shell {
+            Some(
+                "the shell backend is off on this cluster; start it with \
+                 `dz cluster up --system cheops --allow-shell`"
+                    .into(),
+            )
+        } else {
+            None
+        }
+    }
+
+    /// The backend a request asks for (empty: shell where allowed, as the
+    /// original, else kv).
+    fn backend_of(&self, req: &ExecRequest, mode: Mode) -> Result<Backend, String> {
+        let backend = match req.backend.trim() {
+            "" if self.allow_shell && mode != Mode::Simulated => Backend::Shell,
+            "" => Backend::Kv,
+            b => Backend::parse(b)?,
+        };
+        match (backend, self.shell_refused(mode)) {
+            (Backend::Shell, Some(why)) => Err(why),
+            _ => Ok(backend),
+        }
     }
 
     fn check(&self, req: &ExecRequest) -> Result<ResourceConfig, String> {
@@ -180,7 +198,10 @@ impl Site {
     }
 
     fn exec(&mut self, ctx: &mut Ctx<'_, CheopsMsg>, from: NodeId, req: ExecRequest) {
-        let config = match self.check(&req) {
+        let checked = self
+            .check(&req)
+            .and_then(|c| Ok((c, self.backend_of(&req, ctx.mode())?)));
+        let (config, backend) = match checked {
             Ok(c) => c,
             Err(e) => {
                 ctx.send(
@@ -197,7 +218,9 @@ impl Site {
         let doc = local.doc.get_or_insert_with(|| {
             let mut sites = req.sites.clone();
             sites.dedup();
-            ResourceDoc::new(&req.resource, sites, ResourceConfig::default())
+            let mut doc = ResourceDoc::new(&req.resource, sites, ResourceConfig::default());
+            doc.backend = backend;
+            doc
         });
         if !doc.sites.contains(&self.me) {
             ctx.send(
@@ -297,10 +320,12 @@ impl Site {
                 changed.insert(id);
             }
         }
+        // Not written here: what a peer sent is durable at the peer, and
+        // anti-entropy sends it again if a crash loses it. It reaches the
+        // disk with this site's next run or operation (one file per
+        // resource), which halves the syncs per operation.
         for id in &changed {
-            self.persist(ctx, id);
-        }
-        for id in &changed {
+            self.notify(ctx, id);
             self.maybe_run(ctx, id);
         }
     }
@@ -359,98 +384,25 @@ impl Site {
         }
     }
 
-    /// Starts a run of what the block needs here, one run per resource
-    /// at a time.
-    fn maybe_run(&mut self, ctx: &mut Ctx<'_, CheopsMsg>, id: &str) {
-        if self.busy.contains(id) {
-            return;
-        }
-        let Some(local) = self.resources.get(id) else {
-            return;
-        };
-        let Some(doc) = &local.doc else { return };
-        let plan = plan_run(&doc.ops, &local.applied, &doc.config);
-        if plan.run.is_empty() {
-            return;
-        }
-        let ops: Vec<Operation> = plan.run.iter().map(|&i| doc.ops[i].clone()).collect();
-        let keys = if plan.restore_base {
-            local.base.clone()
-        } else {
-            local.state.clone()
-        };
-        let work = KvRun {
-            keys,
-            commands: ops.iter().map(|o| o.command.clone()).collect(),
-        };
-        let w = ctx.start_work(work);
-        self.busy.insert(id.to_string());
-        self.running.insert(
-            w,
-            Running {
-                resource: id.to_string(),
-                plan,
-                ops,
-            },
-        );
-    }
-
-    pub fn work_done(
-        &mut self,
-        ctx: &mut Ctx<'_, CheopsMsg>,
-        work: WorkId,
-        output: Box<dyn std::any::Any + Send>,
-    ) {
-        let Some(run) = self.running.remove(&work) else {
-            return;
-        };
-        self.busy.remove(&run.resource);
-        let Ok(done) = output.downcast::<KvRunDone>() else {
-            return;
-        };
-        let now = ctx.now().as_nanos() as u64;
-        let id = run.resource.clone();
-        let local = self
-            .resources
-            .get_mut(&run.resource)
-            .expect("a running resource");
-        if run.plan.new_base {
-            local.base = local.state.clone();
-        }
-        if run.plan.new_base || run.plan.restore_base {
-            local.applied.clear();
-        }
-        local.state = done.keys;
-        for (op, res) in run.ops.iter().zip(done.results) {
-            local.applied.push(op.request_id.clone());
-            let key = (op.request_id.clone(), self.me.clone());
-            let runs = local.replies.get(&key).map_or(0, |r| r.runs) + 1;
-            ctx.count(if res.ok { "runs_ok" } else { "runs_ko" }, 1);
-            local.replies.insert(
-                key,
-                Reply {
-                    resource: id.clone(),
-                    site: self.me.clone(),
-                    request_id: op.request_id.clone(),
-                    status: if res.ok { Status::Ok } else { Status::Ko },
-                    input: op.command.clone(),
-                    output: res.output,
-                    time_ns: now,
-                    runs,
-                },
-            );
-        }
-        self.persist(ctx, &id);
-        self.push(ctx, &id, true);
-        self.maybe_run(ctx, &id);
-    }
-
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, CheopsMsg>, from: NodeId, msg: CheopsMsg) {
         match msg {
             CheopsMsg::Exec(req) => self.exec(ctx, from, req),
             CheopsMsg::Digest(items) => self.on_digest(ctx, from, items),
             CheopsMsg::Docs { docs, replies } => self.receive(ctx, docs, replies),
-            CheopsMsg::ExecAck { .. } => {}
+            CheopsMsg::Watch { resource } => self.watch(ctx, from, resource),
+            CheopsMsg::Show {
+                ask,
+                resource,
+                command,
+                sites,
+            } => self.show(ctx, from, ask, resource, command, sites),
+            CheopsMsg::ShowReply {
+                ask,
+                site,
+                ok,
+                output,
+            } => self.relay_back(ctx, ask, site, ok, output),
+            CheopsMsg::ExecAck { .. } | CheopsMsg::Update(_) => {}
         }
     }
 
@@ -458,6 +410,7 @@ impl Site {
         if tag != ANTI_ENTROPY {
             return;
         }
+        self.expire(ctx.now());
         let peers: Vec<(String, NodeId)> = self
             .sites
             .iter()
@@ -489,6 +442,7 @@ impl Site {
                         "block": ops,
                         "state": l.state,
                         "replies": l.replies.len(),
+                        "backend": l.doc.as_ref().map(|d| d.backend.as_str()),
                     }),
                 )
             })
