@@ -43,11 +43,15 @@ impl Drop for Cluster<'_> {
 
 impl<'a> Cluster<'a> {
     fn up(tmp: &'a Path, name: &str, extra: &[&str]) -> Cluster<'a> {
+        Cluster::up_in("local", tmp, name, extra)
+    }
+
+    fn up_in(mode: &str, tmp: &'a Path, name: &str, extra: &[&str]) -> Cluster<'a> {
         let mut args = vec![
             "cluster",
             "up",
             "--mode",
-            "local",
+            mode,
             "--machines",
             "3",
             "--system",
@@ -305,6 +309,40 @@ fn file_of(commands: &[String]) -> String {
 fn local_cheops_shell_file_scenario_ends_with_identical_files() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Cluster::up(tmp.path(), "cshell", &["--allow-shell"]);
+    let commands = shell_file_scenario(&c);
+    // Each site ran in its own directory: three files, not one shared.
+    let dirs = tmp.path().join("cshell/cheops");
+    for site in ["n0", "n1", "n2"] {
+        let f = dirs.join(site).join(hex::encode("file")).join("f");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), file_of(&commands));
+    }
+}
+
+/// The same in Docker containers: each runs the command with the image's
+/// shell (a static busybox), the API on port 8079 of each container.
+#[cfg(feature = "virtual")]
+#[test]
+fn virtual_cheops_shell_file_scenario_ends_with_identical_files() {
+    if !common::real::docker_available() {
+        return;
+    }
+    let name = "cheops-virtual";
+    let _cleanup = common::real::DockerCleanup(name.into());
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::up_in("virtual", tmp.path(), name, &["--allow-shell"]);
+    assert!(
+        c.urls.iter().all(|(_, u)| u.ends_with(":8079")),
+        "{:?}",
+        c.urls
+    );
+    shell_file_scenario(&c);
+    drop(c);
+    common::real::assert_nothing_left(name);
+}
+
+/// `echo init > f` everywhere; cut apart, three concurrent commands; healed,
+/// every site holds the block and the file it gives. The block's commands.
+fn shell_file_scenario(c: &Cluster<'_>) -> Vec<String> {
     block_local(async {
         let first = exec(c.url(0), "file", "set", "echo init > f", FILE_MATRIX).await;
         assert!(first.iter().all(|r| r.1 == "OK"), "{first:?}");
@@ -318,7 +356,7 @@ fn local_cheops_shell_file_scenario_ends_with_identical_files() {
             assert_eq!(status_of(&replies, &format!("n{i}")), "OK", "{replies:?}");
         }
         c.links("link-up");
-        let (_, docs) = converged(&c, "file").await;
+        let (_, docs) = converged(c, "file").await;
         let commands: Vec<String> = docs[0]["Operations"]
             .as_array()
             .unwrap()
@@ -333,13 +371,8 @@ fn local_cheops_shell_file_scenario_ends_with_identical_files() {
         for (site, content) in &files {
             assert_eq!(content, &file_of(&commands), "{site}");
         }
-        // Each site ran in its own directory: three files, not one shared.
-        let dirs = tmp.path().join("cshell/cheops");
-        for site in ["n0", "n1", "n2"] {
-            let f = dirs.join(site).join(hex::encode("file")).join("f");
-            assert_eq!(std::fs::read_to_string(&f).unwrap(), file_of(&commands));
-        }
-    });
+        commands
+    })
 }
 
 #[test]

@@ -324,6 +324,16 @@ fn simulated_bad_input_is_one_line_exit_2_nothing_written() {
         ),
         (
             vec![
+                "simulate".into(),
+                format!("{DATA}/raft.json"),
+                "--trace".into(),
+                format!("{DATA}/traces.tsv"),
+                "--mobile".into(),
+            ],
+            "--mobile",
+        ),
+        (
+            vec![
                 "sweep".into(),
                 "--protocols".into(),
                 "eventual,paxos".into(),

@@ -110,7 +110,31 @@ fn context(binary: &Path) -> Result<Vec<ContextFile>> {
         ContextFile::from_path(binary, "rootfs/usr/local/bin/dz")?,
     ];
     files.extend(libraries(binary)?);
+    files.extend(shell());
     Ok(files)
+}
+
+/// A static busybox from the host as the image's `/bin/sh` (its applets,
+/// `cat`, `ls` and the rest, run from inside it) and an empty `/tmp`:
+/// systems that run shell commands (Cheops' shell backend) need both, and
+/// `FROM scratch` has neither. Without a static busybox on the host the
+/// image has no shell, and such commands fail saying `sh` is missing.
+fn shell() -> Vec<ContextFile> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file() && shared_libs(p).is_ok_and(|libs| libs.is_empty()));
+    let Some(sh) = busybox.and_then(|p| ContextFile::from_path(p, "rootfs/bin/sh").ok()) else {
+        return Vec::new();
+    };
+    vec![
+        sh,
+        ContextFile {
+            name: "rootfs/tmp/.keep".into(),
+            data: Vec::new(),
+            mode: 0o644,
+        },
+    ]
 }
 
 /// Builds an image from a context holding a `Dockerfile`.

@@ -79,6 +79,11 @@ pub struct Knobs {
 }
 
 impl Knobs {
+    /// Whether users of a generated workload move (`--mobile`).
+    pub(super) fn mobile(&self) -> bool {
+        self.mobile
+    }
+
     /// Settings from the file, then meta.users / meta.integration, then
     /// flags; and the keys given (for the results).
     pub(super) fn resolve(

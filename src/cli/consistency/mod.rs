@@ -211,6 +211,15 @@ fn experiment(a: &SimulateArgs) -> anyhow::Result<Experiment> {
         Some(p) => Some(p.clone()),
         None => meta_path(&topology, &a.topology, "trace")?,
     };
+    if let Some(t) = &trace
+        && a.knobs.mobile()
+    {
+        return Err(Error::input(format!(
+            "--mobile shapes a generated workload, but the trace {} replays as it is; drop one",
+            t.display()
+        ))
+        .into());
+    }
     let outages = match &a.outages {
         Some(p) => Some(p.clone()),
         None => meta_path(&topology, &a.topology, "outages")?,
