@@ -33,7 +33,9 @@ pub fn shared_libs(binary: &Path) -> Result<Vec<PathBuf>> {
         .output()
         .map_err(|e| Error::runtime(format!("cannot run ldd: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("not a dynamic executable") || text.contains("statically linked") {
+    // glibc's ldd says "not a dynamic executable" on stderr.
+    let said = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    if said.contains("not a dynamic executable") || said.contains("statically linked") {
         return Ok(Vec::new());
     }
     let mut libs = Vec::new();
