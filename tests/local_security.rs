@@ -9,14 +9,11 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::agent::Agent;
+use common::agent::{Agent, clocks_node};
 use common::real::{DZ, block_local};
-use distzero::node::NodeId;
 use distzero::runtime::auth::{self, Role};
 use distzero::runtime::client::AgentClient;
 use distzero::runtime::framing::frame_bytes;
-use distzero::systems::NodeSpec;
-use distzero::wire::convert::PlacedNode;
 use distzero::wire::{Envelope, Frame, Hello, decode_frame};
 use rand::{RngExt, SeedableRng};
 
@@ -198,19 +195,7 @@ fn local_oversized_frames_and_unknown_kinds_close_only_their_connection() {
     // A clocks node, so the agent knows its system's message kinds.
     block_local(async move {
         let c = AgentClient::connect(&control, SECRET).await.unwrap();
-        let spec = NodeSpec {
-            id: NodeId(0),
-            name: "n0".into(),
-            system: "clocks".into(),
-            role: "machine".into(),
-            config: serde_json::json!({"rate": 1}),
-        };
-        let roster = vec![PlacedNode {
-            spec: spec.clone(),
-            machine: "m0".into(),
-            machine_id: 0,
-            address: data,
-        }];
+        let (spec, roster) = clocks_node(&data);
         c.spawn_node(&spec, &roster, 0, 0).await.unwrap();
     });
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::agent::Agent;
+use common::agent::{Agent, clocks_node};
 use common::real::{DZ, block_local, clocks_scenario, settings};
 use distzero::backends::cluster::{down, up};
 use distzero::controller::one_node_per_machine;
@@ -22,10 +22,8 @@ use distzero::runtime::client::AgentClient;
 use distzero::runtime::framing::{read_frame, write_frame};
 use distzero::runtime::tls::{CREDENTIALS_VAR, ClusterCa, Credentials, TlsContext};
 use distzero::runtime::transport::dial_with;
-use distzero::systems::NodeSpec;
 use distzero::systems::clocks::ClockMsg;
 use distzero::systems::kv::msg::{Op, Response};
-use distzero::wire::convert::PlacedNode;
 use distzero::wire::{Envelope, Frame};
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
@@ -254,19 +252,7 @@ fn local_tls_garbage_and_oversized_frames_close_only_their_connection() {
         assert!(end.is_err(), "{end:?}");
         // ...and a well-behaved peer is still acknowledged, once a clocks
         // node has told the agent its system's message kinds.
-        let spec = NodeSpec {
-            id: NodeId(0),
-            name: "n0".into(),
-            system: "clocks".into(),
-            role: "machine".into(),
-            config: serde_json::json!({"rate": 1}),
-        };
-        let roster = vec![PlacedNode {
-            spec: spec.clone(),
-            machine: "m0".into(),
-            machine_id: 0,
-            address: data.clone(),
-        }];
+        let (spec, roster) = clocks_node(&data);
         AgentClient::connect_with(&control, SECRET, Some(&good))
             .await
             .unwrap()

@@ -4,7 +4,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use distzero::node::NodeId;
 use distzero::runtime::agent::Ready;
+use distzero::systems::NodeSpec;
+use distzero::wire::convert::PlacedNode;
 
 use super::real::DZ;
 
@@ -78,4 +81,23 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// One clocks node on `m0` at `data`: spawning it tells the agent its
+/// system's message kinds.
+pub fn clocks_node(data: &str) -> (NodeSpec, Vec<PlacedNode>) {
+    let spec = NodeSpec {
+        id: NodeId(0),
+        name: "n0".into(),
+        system: "clocks".into(),
+        role: "machine".into(),
+        config: serde_json::json!({"rate": 1}),
+    };
+    let roster = vec![PlacedNode {
+        spec: spec.clone(),
+        machine: "m0".into(),
+        machine_id: 0,
+        address: data.to_string(),
+    }];
+    (spec, roster)
 }
