@@ -82,12 +82,8 @@ pub struct MultisimArgs {
     trace: Option<PathBuf>,
     #[arg(long)]
     outages: Option<PathBuf>,
-    /// Threads [default: every core].
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Run only the runs i with i mod N = K (K from 0).
-    #[arg(long, default_value = "0/1")]
-    shard: Shard,
+    #[command(flatten)]
+    batch: BatchArgs,
     /// JSON-lines output [default: .tmp/consistency/multisim.jsonl].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -96,6 +92,17 @@ pub struct MultisimArgs {
     results_dir: Option<PathBuf>,
     #[command(flatten)]
     knobs: Knobs,
+}
+
+/// How a batch of runs is spread: over threads here, over machines by shard.
+#[derive(clap::Args)]
+pub struct BatchArgs {
+    /// Threads [default: every core].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only the runs i with i mod N = K (K from 0).
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
 }
 
 #[derive(clap::Args)]
@@ -140,10 +147,8 @@ pub struct SweepArgs {
     /// Wide latency MEAN,STDDEV (ms; the mean is the swept value for wide-latency).
     #[arg(long, default_value = "300,50")]
     wide: String,
-    #[arg(long)]
-    jobs: Option<usize>,
-    #[arg(long, default_value = "0/1")]
-    shard: Shard,
+    #[command(flatten)]
+    batch: BatchArgs,
     /// Output directory [default: .tmp/consistency/sweep-<param>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -333,7 +338,7 @@ fn write_lines(path: &Path, lines: &[Value]) -> anyhow::Result<()> {
 fn multisim_cmd(settings: &Settings, a: MultisimArgs) -> anyhow::Result<()> {
     let mut jobs = Vec::new();
     for (i, path) in a.topologies.iter().enumerate() {
-        if !a.shard.keeps(i) {
+        if !a.batch.shard.keeps(i) {
             continue;
         }
         let sim = SimulateArgs {
@@ -357,7 +362,7 @@ fn multisim_cmd(settings: &Settings, a: MultisimArgs) -> anyhow::Result<()> {
         .out
         .unwrap_or_else(|| super::default_out(settings, &["consistency", "multisim.jsonl"]));
     let n = jobs.len();
-    let lines = run_batch(jobs, threads(a.jobs), "multisim")?;
+    let lines = run_batch(jobs, threads(a.batch.jobs), "multisim")?;
     write_lines(&out, &lines)?;
     let failed = lines.iter().filter(|l| l.get("error").is_some()).count();
     println!("{n} runs ({failed} failed): {}", out.display());
@@ -433,7 +438,7 @@ fn sweep_cmd(settings: &Settings, a: SweepArgs) -> anyhow::Result<()> {
         seed: s.random_seed,
         settings: s,
     };
-    let jobs = sweep::jobs(&plan, a.shard)?;
+    let jobs = sweep::jobs(&plan, a.batch.shard)?;
     let out = a.out.unwrap_or_else(|| {
         super::default_out(
             settings,
@@ -442,21 +447,24 @@ fn sweep_cmd(settings: &Settings, a: SweepArgs) -> anyhow::Result<()> {
     });
     let start = std::time::Instant::now();
     let n = jobs.len();
-    let lines = run_batch(jobs, threads(a.jobs), "sweep")?;
+    let lines = run_batch(jobs, threads(a.batch.jobs), "sweep")?;
     let wall = start.elapsed();
-    let name = if a.shard == Shard::ALL {
+    let name = if a.batch.shard == Shard::ALL {
         "sweep.jsonl".to_string()
     } else {
-        format!("sweep-{}-of-{}.jsonl", a.shard.index, a.shard.count)
+        format!(
+            "sweep-{}-of-{}.jsonl",
+            a.batch.shard.index, a.batch.shard.count
+        )
     };
     write_lines(&out.join(&name), &lines)?;
     println!(
         "{n} runs in {:.1} s on {} threads: {}",
         wall.as_secs_f64(),
-        threads(a.jobs),
+        threads(a.batch.jobs),
         out.join(&name).display()
     );
-    if a.shard == Shard::ALL {
+    if a.batch.shard == Shard::ALL {
         for p in sweep::report(&out, &lines, plan.param.as_str())? {
             println!("  {}", p.display());
         }
@@ -464,7 +472,7 @@ fn sweep_cmd(settings: &Settings, a: SweepArgs) -> anyhow::Result<()> {
         println!(
             "merge the shards: dz consistency merge {}/sweep-*-of-{}.jsonl --out all.jsonl --report DIR",
             out.display(),
-            a.shard.count
+            a.batch.shard.count
         );
     }
     let failed = lines.iter().filter(|l| l.get("error").is_some()).count();
