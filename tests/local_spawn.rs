@@ -66,8 +66,18 @@ fn local_nodes_spawn_children_on_every_machine_and_exited_ones_are_gone() {
     let out = dz_ok(
         tmp.path(),
         &[
-            "cluster", "up", "--mode", "local", "--machines", "3", "--system", "spawner",
-            "--name", "sp", "--config", config,
+            "cluster",
+            "up",
+            "--mode",
+            "local",
+            "--machines",
+            "3",
+            "--system",
+            "spawner",
+            "--name",
+            "sp",
+            "--config",
+            config,
         ],
     );
     assert!(out.contains("3 machines running spawner"), "{out}");
@@ -111,8 +121,14 @@ fn local_nodes_spawn_children_on_every_machine_and_exited_ones_are_gone() {
     // Every machine got children, and still runs some.
     for m in ["m0", "m1", "m2"] {
         let here: Vec<_> = children.iter().filter(|c| c.machine == m).collect();
-        assert!(here.iter().any(|c| !c.exited), "no running child on {m}: {status}");
-        assert!(here.len() >= 3, "least loaded should spread children: {status}");
+        assert!(
+            here.iter().any(|c| !c.exited),
+            "no running child on {m}: {status}"
+        );
+        assert!(
+            here.len() >= 3,
+            "least loaded should spread children: {status}"
+        );
     }
     let exited: Vec<_> = children.iter().filter(|c| c.exited).collect();
     assert_eq!(exited.len(), 9, "{status}");
@@ -133,7 +149,8 @@ fn local_nodes_spawn_children_on_every_machine_and_exited_ones_are_gone() {
     for id in &ids {
         assert!(
             logs.lines()
-                .any(|l| l.contains("spawned node started") && l.contains(&format!("\"node_id\":{id}"))),
+                .any(|l| l.contains("spawned node started")
+                    && l.contains(&format!("\"node_id\":{id}"))),
             "no start logged for {id}"
         );
     }

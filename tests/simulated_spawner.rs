@@ -12,7 +12,8 @@ use futures::executor::block_on;
 #[test]
 fn simulated_spawner_children_spread_answer_and_exit() {
     let mut ctl = Controller::new(Box::new(SimBackend::<Spawner>::new(SimConfig::new(5))));
-    let cfg = serde_json::json!({"children": 6, "exit_every": 2, "start_after_ms": 300, "round_ms": 800});
+    let cfg =
+        serde_json::json!({"children": 6, "exit_every": 2, "start_after_ms": 300, "round_ms": 800});
     let (machines, nodes) = one_node_per_machine(3, "spawner", "parent", &cfg);
     block_on(async {
         ctl.create_machines(&machines).await.unwrap();
@@ -30,5 +31,10 @@ fn simulated_spawner_children_spread_answer_and_exit() {
     for m in 0..3 {
         assert!(children.iter().filter(|n| n.machine.0 == m).count() >= 3);
     }
-    assert_eq!(stats.drops.get("no_such_node"), Some(&9), "{:?}", stats.drops);
+    assert_eq!(
+        stats.drops.get("no_such_node"),
+        Some(&9),
+        "{:?}",
+        stats.drops
+    );
 }

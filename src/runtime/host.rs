@@ -31,8 +31,8 @@ use crate::systems::with_system;
 use crate::wire::Envelope;
 
 mod spawning;
-pub use spawning::{AgentMsg, SPAWN_BASE, SpawnCounters, is_spawned};
 use spawning::SpawnIds;
+pub use spawning::{AgentMsg, SPAWN_BASE, SpawnCounters, is_spawned};
 
 /// Work finished on a worker thread: (node, its incarnation, id, output).
 pub type WorkDone = (u32, u64, WorkId, Box<dyn Any + Send>);
@@ -191,7 +191,12 @@ impl Host {
     }
 
     /// Builds and starts a node here (placed by the controller or spawned).
-    fn start_node(&mut self, spec: &NodeSpec, roster: &Arc<Roster>, machine: MachineId) -> Result<()> {
+    fn start_node(
+        &mut self,
+        spec: &NodeSpec,
+        roster: &Arc<Roster>,
+        machine: MachineId,
+    ) -> Result<()> {
         if self.nodes.contains_key(&spec.id.0) {
             return Err(Error::input(format!(
                 "node {} already runs on {}",

@@ -21,9 +21,16 @@ use crate::node::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SpawnerMsg {
     /// A child started.
-    Hello { index: u32 },
-    Ping { round: u32 },
-    Pong { round: u32, index: u32 },
+    Hello {
+        index: u32,
+    },
+    Ping {
+        round: u32,
+    },
+    Pong {
+        round: u32,
+        index: u32,
+    },
 }
 
 impl Message for SpawnerMsg {
@@ -128,7 +135,8 @@ impl Node for SpawnerNode {
                     Placement::LeastLoaded
                 };
                 let exit = cfg.exit_every > 0 && index % cfg.exit_every == cfg.exit_every - 1;
-                let config = serde_json::json!({ "parent": ctx.me().0, "index": index, "exit": exit });
+                let config =
+                    serde_json::json!({ "parent": ctx.me().0, "index": index, "exit": exit });
                 match ctx.spawn("child", config, placement) {
                     Some(id) => children.push(id),
                     None => *refused += 1,

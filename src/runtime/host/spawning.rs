@@ -159,7 +159,12 @@ impl Host {
         };
         let found = self.machines.get(&m.0).cloned();
         if found.is_none() {
-            crate::agent_log!(warn, node_id = asker, machine = m.0, "spawn on an unknown machine");
+            crate::agent_log!(
+                warn,
+                node_id = asker,
+                on = m.0,
+                "spawn on an unknown machine"
+            );
         }
         found
     }
@@ -180,7 +185,7 @@ impl Host {
             role: req.role,
             config_json: req.config.to_string(),
         };
-        crate::agent_log!(info, node_id = asker, new = req.id.0, machine = %target.machine, "spawn requested");
+        crate::agent_log!(info, node_id = asker, new = req.id.0, on = %target.machine, "spawn requested");
         self.to_agent(&target, &msg, asker);
     }
 
@@ -236,7 +241,8 @@ impl Host {
         }
         let (Some(me), Some(here)) = (
             self.machine_id,
-            self.machine_id.and_then(|m| self.machines.get(&m.0).cloned()),
+            self.machine_id
+                .and_then(|m| self.machines.get(&m.0).cloned()),
         ) else {
             self.spawn_counters.spawn_refused += 1;
             return;
@@ -286,7 +292,7 @@ impl Host {
             .send_control(&peer.machine, &peer.address, env)
             .is_err()
         {
-            crate::agent_log!(warn, machine = %peer.machine, "agent message dropped: queue full");
+            crate::agent_log!(warn, to = %peer.machine, "agent message dropped: queue full");
         }
     }
 
