@@ -162,7 +162,11 @@ impl Node for SpawnerNode {
                 ctx.send(from, SpawnerMsg::Ping { round: 1 });
             }
             (SpawnerNode::Parent { pongs, .. }, SpawnerMsg::Pong { round, .. }) => {
-                if let Some(p) = pongs.get_mut(round as usize - 1) {
+                // Rounds are 1 and 2; anything else is ignored.
+                if let Some(p) = (round as usize)
+                    .checked_sub(1)
+                    .and_then(|r| pongs.get_mut(r))
+                {
                     *p += 1;
                 }
             }

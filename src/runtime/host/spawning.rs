@@ -186,7 +186,7 @@ impl Host {
             config_json: req.config.to_string(),
         };
         crate::agent_log!(info, node_id = asker, new = req.id.0, on = %target.machine, "spawn requested");
-        self.to_agent(&target, &msg, asker);
+        self.tell_agent(&target, &msg, asker);
     }
 
     /// A node of this machine exited: forget it everywhere.
@@ -278,11 +278,11 @@ impl Host {
             .cloned()
             .collect();
         for peer in others {
-            self.to_agent(&peer, msg, AGENT);
+            self.tell_agent(&peer, msg, AGENT);
         }
     }
 
-    fn to_agent(&mut self, peer: &PeerAddr, msg: &AgentMsg, from: u32) {
+    fn tell_agent(&mut self, peer: &PeerAddr, msg: &AgentMsg, from: u32) {
         let env = msg.envelope(from);
         if Some(peer.machine_id) == self.machine_id {
             // Handled from the host loop, after the current handler.
