@@ -97,6 +97,8 @@ pub struct Host {
     exited: BTreeSet<u32>,
     /// Spawns asked of this machine before it knew its place.
     early_starts: Vec<Envelope>,
+    /// Whether the nodes spawned here before a restart were started again.
+    restored: bool,
 }
 
 impl Host {
@@ -135,6 +137,7 @@ impl Host {
             roles: BTreeMap::new(),
             exited: BTreeSet::new(),
             early_starts: Vec::new(),
+            restored: false,
         }
     }
 
@@ -186,6 +189,7 @@ impl Host {
             super::set_identity(&self.machine);
         }
         let started = self.start_node(spec, roster, machine);
+        self.restore_spawned();
         self.local.extend(self.early_starts.drain(..));
         started
     }

@@ -33,6 +33,9 @@ pub const MAX_SPAWNING_MACHINES: u32 = 126;
 pub const BLOCK: u32 = 256;
 /// The agent's record of the next id it may lend.
 const IDS_FILE: &str = "spawn_ids";
+/// Specs of the nodes spawned on this machine, one file each, so that a
+/// restarted machine starts them again, as a simulated one does.
+const SPAWNED_DIR: &str = "spawned";
 
 /// What agents tell each other about spawned nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +52,8 @@ pub enum AgentMsg {
     Placed { id: u32, machine: u32 },
     /// Node `id` exited for good.
     Gone { id: u32 },
+    /// Machine `machine` (re)started: tell it where your spawned nodes run.
+    Sync { machine: u32 },
 }
 
 impl AgentMsg {
@@ -194,7 +199,51 @@ impl Host {
         self.spawn_counters.exited += 1;
         self.exited.insert(id);
         self.placement.remove(&id);
+        if is_spawned(id) {
+            let _ = std::fs::remove_file(self.spawned_file(id));
+        }
         self.broadcast(&AgentMsg::Gone { id });
+    }
+
+    fn spawned_file(&self, id: u32) -> PathBuf {
+        self.dir.join(SPAWNED_DIR).join(format!("{id}.json"))
+    }
+
+    /// Once per agent start, when the controller first places a node
+    /// here: starts the spawned nodes this machine ran before a restart,
+    /// and asks the others where theirs run.
+    pub(super) fn restore_spawned(&mut self) {
+        let Some(me) = self.machine_id.filter(|_| !self.restored) else {
+            return;
+        };
+        self.restored = true;
+        let mut specs: Vec<NodeSpec> = std::fs::read_dir(self.dir.join(SPAWNED_DIR))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect();
+        specs.sort_by_key(|s| s.id);
+        let roster = Arc::clone(&self.roster);
+        for spec in specs {
+            match self.start_node(&spec, &roster, me) {
+                Ok(()) => {
+                    crate::agent_log!(info, node_id = spec.id.0, role = %spec.role, "spawned node restarted");
+                    if let Some(here) = self.machines.get(&me.0).cloned() {
+                        self.placement.insert(spec.id.0, here);
+                    }
+                    self.broadcast(&AgentMsg::Placed {
+                        id: spec.id.0,
+                        machine: me.0,
+                    });
+                }
+                Err(e) => {
+                    crate::agent_log!(warn, node_id = spec.id.0, error = %e, "spawned node did not restart");
+                }
+            }
+        }
+        self.broadcast(&AgentMsg::Sync { machine: me.0 });
     }
 
     /// An envelope to [`AGENT`], from another agent or this one.
@@ -221,6 +270,22 @@ impl Host {
             }
             AgentMsg::Gone { id } => {
                 self.placement.remove(&id);
+            }
+            AgentMsg::Sync { machine } => {
+                let (Some(me), Some(peer)) =
+                    (self.machine_id, self.machines.get(&machine).cloned())
+                else {
+                    return;
+                };
+                let mine: Vec<u32> = self
+                    .nodes
+                    .keys()
+                    .copied()
+                    .filter(|&id| is_spawned(id))
+                    .collect();
+                for id in mine {
+                    self.tell_agent(&peer, &AgentMsg::Placed { id, machine: me.0 }, AGENT);
+                }
             }
         }
     }
@@ -259,6 +324,7 @@ impl Host {
             Ok(()) => {
                 self.spawn_counters.spawned += 1;
                 crate::agent_log!(info, node_id = id, parent, role = %spec.role, "spawned node started");
+                self.remember(&spec);
                 self.placement.insert(id, here);
                 self.broadcast(&AgentMsg::Placed { id, machine: me.0 });
             }
@@ -266,6 +332,17 @@ impl Host {
                 self.spawn_counters.spawn_refused += 1;
                 crate::agent_log!(warn, node_id = id, parent, error = %e, "spawned node did not start");
             }
+        }
+    }
+
+    /// Records a spawned node's spec, for a restart of this machine.
+    fn remember(&self, spec: &NodeSpec) {
+        let path = self.spawned_file(spec.id.0);
+        let text = serde_json::to_vec(spec).expect("a spec encodes as JSON");
+        let saved = std::fs::create_dir_all(self.dir.join(SPAWNED_DIR))
+            .and_then(|()| std::fs::write(&path, text));
+        if let Err(e) = saved {
+            crate::agent_log!(warn, node_id = spec.id.0, error = %e, "cannot record a spawned node; it will not restart");
         }
     }
 
