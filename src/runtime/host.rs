@@ -51,7 +51,6 @@ pub struct PeerAddr {
 
 struct Slot {
     hosted: Box<dyn Hosted>,
-    role: String,
     pending: HashSet<u64>,
     /// Which start of this node it is (work of an older one is dropped).
     incarnation: u64,
@@ -230,7 +229,6 @@ impl Host {
             spec.id.0,
             Slot {
                 hosted,
-                role: spec.role.clone(),
                 pending: HashSet::new(),
                 incarnation: self.incarnations,
             },
@@ -282,10 +280,7 @@ impl Host {
 
     /// The role node `id` ran with here, if it ran here.
     pub fn role(&self, id: u32) -> Option<&str> {
-        self.nodes
-            .get(&id)
-            .map(|s| s.role.as_str())
-            .or_else(|| self.roles.get(&id).map(String::as_str))
+        self.roles.get(&id).map(String::as_str)
     }
 
     /// Whether node `id` exited for good here.
@@ -331,11 +326,11 @@ impl Host {
 
     /// A message for a node of this machine (from the network or a local peer).
     pub fn deliver(&mut self, env: Envelope) {
-        let now = self.now();
         if env.to == super::transport::AGENT {
             self.agent_message(&env);
             return;
         }
+        let now = self.now();
         let mut out = std::mem::take(&mut self.out);
         let Some(slot) = self.nodes.get_mut(&env.to) else {
             crate::agent_log!(debug, to = env.to, "message for a node not running here");
