@@ -83,6 +83,8 @@ struct NodeStats {
   kinds @1 :List(KindCount);
   counters @2 :List(Counter);
   failed @3 :Text;           # why the node fail-stopped; empty if it did not
+  role @4 :Text;
+  exited @5 :Bool;           # it stopped for good (`ctx.exit()`); counters stay
 }
 
 struct MachineStats {

@@ -180,6 +180,17 @@ impl AgentPlane {
         Ok(missing)
     }
 
+    /// Queries node `node` on machine `m` (a spawned node is in no
+    /// deployment; its machine's report names it).
+    pub async fn query_on(
+        &self,
+        m: MachineId,
+        node: NodeId,
+        query: &str,
+    ) -> Result<serde_json::Value> {
+        self.client(m)?.query(node, query).await
+    }
+
     /// Every machine's report; unreachable machines are `Err`.
     pub async fn reports(&self) -> Vec<(String, Result<MachineReport>)> {
         let mut out = Vec::new();
@@ -358,7 +369,12 @@ impl ControlPlane for AgentPlane {
                 if v > 0
                     && matches!(
                         k.as_str(),
-                        "lost" | "link_down" | "queue_full" | "isolated_out" | "isolated_in"
+                        "lost"
+                            | "link_down"
+                            | "queue_full"
+                            | "isolated_out"
+                            | "isolated_in"
+                            | "no_such_node"
                     )
                 {
                     *drops.entry(k).or_insert(0) += v;

@@ -13,6 +13,7 @@ use crate::controller::{Fault, one_node_per_machine};
 use crate::error::Error;
 use crate::net::MessageFaults;
 use crate::node::{MachineId, Mode, NodeId};
+use crate::runtime::host::is_spawned;
 use crate::settings::Settings;
 use crate::systems::{System, SystemVisitor, with_system};
 use crate::topology::Topology;
@@ -245,14 +246,20 @@ fn cmd_status(settings: &Settings, name: &str) -> anyhow::Result<()> {
                     );
                     for n in &r.nodes {
                         let t = total(&n.kinds);
-                        let status = ctl
-                            .query(n.id, "status")
-                            .await
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|e| e.to_string());
+                        let status = if n.exited {
+                            "exited".to_string()
+                        } else {
+                            ctl.backend_mut()
+                                .agents()
+                                .query_on(MachineId(i as u32), n.id, "status")
+                                .await
+                                .map(|v| v.to_string())
+                                .unwrap_or_else(|e| e.to_string())
+                        };
+                        let spawned = if is_spawned(n.id.0) { "  spawned" } else { "" };
                         println!(
-                            "    {}  sent {}  delivered {}  dropped {}  {}",
-                            n.id, t.sent, t.delivered, t.dropped, status
+                            "    {}  {}{spawned}  sent {}  delivered {}  dropped {}  {}",
+                            n.id, n.role, t.sent, t.delivered, t.dropped, status
                         );
                         let counters: Vec<String> = n
                             .counters

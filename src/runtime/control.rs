@@ -145,6 +145,8 @@ impl SessionImpl {
             .iter()
             .map(|(&id, kinds)| NodeReport {
                 failed: host.failed().get(&id).cloned(),
+                role: host.role(id).unwrap_or_default().to_string(),
+                exited: host.has_exited(id),
                 id: NodeId(id),
                 kinds: kinds.iter().map(|(k, c)| ((*k).to_string(), *c)).collect(),
                 counters: host
@@ -153,10 +155,15 @@ impl SessionImpl {
                     .unwrap_or_default(),
             })
             .collect();
-        let transport = serde_json::to_value(self.state.transport.counters())
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
+        let mut transport: BTreeMap<String, u64> =
+            serde_json::to_value(self.state.transport.counters())
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+        // The host's spawning counters travel with the transport's.
+        for (name, v) in host.spawn_counters().pairs() {
+            transport.insert(name.to_string(), v);
+        }
         MachineReport {
             machine: host.machine().to_string(),
             uptime_ms: host.uptime().as_millis() as u64,

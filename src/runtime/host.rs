@@ -9,7 +9,7 @@
 
 use std::any::Any;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -29,6 +29,10 @@ use crate::node::{
 };
 use crate::systems::with_system;
 use crate::wire::Envelope;
+
+mod spawning;
+use spawning::SpawnIds;
+pub use spawning::{AgentMsg, SPAWN_BASE, SpawnCounters, is_spawned};
 
 /// Work finished on a worker thread: (node, its incarnation, id, output).
 pub type WorkDone = (u32, u64, WorkId, Box<dyn Any + Send>);
@@ -78,6 +82,22 @@ pub struct Host {
     records: Option<File>,
     /// Nodes that fail-stopped, and why (until they are spawned again).
     failed: BTreeMap<u32, String>,
+    /// This machine's index, once the controller placed a node here.
+    machine_id: Option<MachineId>,
+    /// Every machine of the cluster, by index (from the placement).
+    machines: BTreeMap<u32, PeerAddr>,
+    /// The cluster's system and roster, for nodes spawned here.
+    system: Option<String>,
+    roster: Arc<Roster>,
+    ids: SpawnIds,
+    spawn_counters: SpawnCounters,
+    /// Roles of nodes that ran here, and the ones that exited for good.
+    roles: BTreeMap<u32, String>,
+    exited: BTreeSet<u32>,
+    /// Spawns asked of this machine before it knew its place.
+    early_starts: Vec<Envelope>,
+    /// Whether the nodes spawned here before a restart were started again.
+    restored: bool,
 }
 
 impl Host {
@@ -92,6 +112,7 @@ impl Host {
         Host {
             machine,
             mode,
+            ids: SpawnIds::new(&dir),
             dir,
             epoch: SystemTime::now(),
             nodes: BTreeMap::new(),
@@ -107,6 +128,15 @@ impl Host {
             work_done,
             records: None,
             failed: BTreeMap::new(),
+            machine_id: None,
+            machines: BTreeMap::new(),
+            system: None,
+            roster: Arc::default(),
+            spawn_counters: SpawnCounters::default(),
+            roles: BTreeMap::new(),
+            exited: BTreeSet::new(),
+            early_starts: Vec::new(),
+            restored: false,
         }
     }
 
@@ -124,7 +154,8 @@ impl Host {
             .unwrap_or_default()
     }
 
-    /// Starts a node; `roster` places every node of the cluster.
+    /// Starts a node the controller placed; `placement` places every node
+    /// of the cluster.
     pub fn spawn(
         &mut self,
         spec: &NodeSpec,
@@ -140,7 +171,14 @@ impl Host {
             )));
         }
         self.epoch = UNIX_EPOCH + Duration::from_millis(epoch_ms);
-        self.placement = placement.into_iter().map(|(id, p)| (id.0, p)).collect();
+        // Merged, not replaced: spawned nodes this agent learnt of stay.
+        for (id, p) in placement {
+            self.machines.insert(p.machine_id.0, p.clone());
+            self.placement.insert(id.0, p);
+        }
+        self.machine_id = Some(machine);
+        self.system = Some(spec.system.clone());
+        self.roster = Arc::clone(roster);
         // An agent started without a name learns it from its place in the cluster.
         if let Some(me) = self.placement.values().find(|p| p.machine_id == machine)
             && me.machine != self.machine
@@ -149,9 +187,28 @@ impl Host {
             self.transport.set_name(&self.machine);
             super::set_identity(&self.machine);
         }
+        let started = self.start_node(spec, roster, machine);
+        self.restore_spawned();
+        self.local.extend(self.early_starts.drain(..));
+        started
+    }
+
+    /// Builds and starts a node here (placed by the controller or spawned).
+    fn start_node(
+        &mut self,
+        spec: &NodeSpec,
+        roster: &Arc<Roster>,
+        machine: MachineId,
+    ) -> Result<()> {
+        if self.nodes.contains_key(&spec.id.0) {
+            return Err(Error::input(format!(
+                "node {} already runs on {}",
+                spec.id, self.machine
+            )));
+        }
         let dir = self.dir.join("nodes").join(spec.id.0.to_string());
         let storage = DiskStorage::open(&dir).map_err(|e| Error::io(&dir, e))?;
-        let hosted = with_system(
+        let mut hosted = with_system(
             &spec.system,
             Build {
                 spec,
@@ -164,7 +221,10 @@ impl Host {
         self.transport.set_kinds(hosted.kinds()).map_err(|e| {
             Error::input(format!("the fault plan does not fit {}: {e}", spec.system))
         })?;
+        hosted.set_spawn_ids(self.ids.lend(machine));
         self.incarnations += 1;
+        self.roles.insert(spec.id.0, spec.role.clone());
+        self.exited.remove(&spec.id.0);
         self.nodes.insert(
             spec.id.0,
             Slot {
@@ -218,6 +278,20 @@ impl Host {
         &self.counts
     }
 
+    /// The role node `id` ran with here, if it ran here.
+    pub fn role(&self, id: u32) -> Option<&str> {
+        self.roles.get(&id).map(String::as_str)
+    }
+
+    /// Whether node `id` exited for good here.
+    pub fn has_exited(&self, id: u32) -> bool {
+        self.exited.contains(&id)
+    }
+
+    pub fn spawn_counters(&self) -> &SpawnCounters {
+        &self.spawn_counters
+    }
+
     pub fn metrics(&self, id: u32) -> Option<&Metrics> {
         self.nodes.get(&id).map(|s| s.hosted.metrics())
     }
@@ -252,10 +326,15 @@ impl Host {
 
     /// A message for a node of this machine (from the network or a local peer).
     pub fn deliver(&mut self, env: Envelope) {
+        if env.to == super::transport::AGENT {
+            self.agent_message(&env);
+            return;
+        }
         let now = self.now();
         let mut out = std::mem::take(&mut self.out);
         let Some(slot) = self.nodes.get_mut(&env.to) else {
             crate::agent_log!(debug, to = env.to, "message for a node not running here");
+            self.spawn_counters.no_such_node += 1;
             self.out = out;
             return;
         };
@@ -326,13 +405,7 @@ impl Host {
             });
         }
         for req in out.spawns.drain(..) {
-            // Real machines do not place spawned nodes yet: refused, counted.
-            crate::agent_log!(
-                warn,
-                node_id = node,
-                new = req.id.0,
-                "spawning nodes is not available on real machines yet; refused"
-            );
+            self.request_spawn(node, req);
         }
         for cmd in out.timers.drain(..) {
             let Some(slot) = self.nodes.get_mut(&node) else {
@@ -371,6 +444,7 @@ impl Host {
             }
             let Some(peer) = self.placement.get(&m.to.0) else {
                 self.count(node, m.kind_name, |c| c.dropped += 1);
+                self.spawn_counters.no_such_node += 1;
                 continue;
             };
             if peer.machine == self.machine {
@@ -386,9 +460,10 @@ impl Host {
             }
         }
         match out.stop.take() {
-            None => {}
+            None => self.refill_ids(node),
             Some(Stop::Exit) => {
                 self.nodes.remove(&node);
+                self.node_exited(node);
                 crate::agent_log!(info, node_id = node, "node exited");
             }
             Some(Stop::Failed(why)) => {

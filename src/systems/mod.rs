@@ -9,6 +9,7 @@ pub mod consistency;
 pub mod kv;
 pub mod pingpong;
 pub mod probe;
+pub mod spawner;
 
 use std::sync::Arc;
 
@@ -50,6 +51,7 @@ registry! {
     probe::Probe,
     consistency::Consistency,
     cheops::Cheops,
+    spawner::Spawner,
 }
 
 /// Builds every node of `roster` once and drops it, so that a spec its

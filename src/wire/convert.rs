@@ -28,6 +28,11 @@ pub struct NodeReport {
     /// Why the node fail-stopped, if it did.
     #[serde(default)]
     pub failed: Option<String>,
+    #[serde(default)]
+    pub role: String,
+    /// It stopped for good (`ctx.exit()`); its counters stay.
+    #[serde(default)]
+    pub exited: bool,
 }
 
 /// What `stats` returns for one machine.
@@ -119,6 +124,8 @@ pub fn write_report(mut b: machine_stats::Builder<'_>, report: &MachineReport) {
         let mut nb = nodes.reborrow().get(i as u32);
         nb.set_id(n.id.0);
         nb.set_failed(n.failed.as_deref().unwrap_or(""));
+        nb.set_role(n.role.as_str());
+        nb.set_exited(n.exited);
         let mut kinds = nb.reborrow().init_kinds(n.kinds.len() as u32);
         for (j, (kind, c)) in n.kinds.iter().enumerate() {
             let mut kb = kinds.reborrow().get(j as u32);
@@ -165,6 +172,8 @@ pub fn read_report(r: machine_stats::Reader<'_>) -> capnp::Result<MachineReport>
             kinds,
             counters,
             failed: (!failed.is_empty()).then_some(failed),
+            role: text(n.get_role())?,
+            exited: n.get_exited(),
         });
     }
     let mut transport = BTreeMap::new();

@@ -52,6 +52,11 @@ pub const PEER_QUEUE: usize = 8192;
 /// gateway, kv-bench): they connect to an agent's data port, prove the
 /// secret like any peer, and get replies on their own connection.
 pub const EXTERNAL: u32 = 0x8000_0000;
+/// Envelopes to this id are for the receiving agent itself (spawning
+/// nodes, learning where they run), not for a node: they ride the same
+/// reliable, ordered channel as node messages, free of message faults and
+/// isolation, which are for nodes' traffic.
+pub const AGENT: u32 = EXTERNAL - 1;
 /// Replies waiting for one external client.
 const CLIENT_QUEUE: usize = 1024;
 /// Messages sent but not yet acknowledged, per peer.
@@ -267,6 +272,17 @@ impl Transport {
         Ok(())
     }
 
+    /// An agent-to-agent envelope (to [`AGENT`]): queued as is, never
+    /// dropped by message faults or isolation.
+    pub fn send_control(
+        self: &Rc<Self>,
+        machine: &str,
+        address: &str,
+        env: Envelope,
+    ) -> Result<(), SendError> {
+        self.enqueue(machine, address, env)
+    }
+
     /// A message for an external client, on the connection it came in on.
     pub fn reply_external(&self, env: Envelope) -> Result<(), SendError> {
         let clients = self.clients.borrow();
@@ -461,7 +477,13 @@ impl Transport {
                         envelope.from = id;
                     }
                     self.bump(|c| c.received_frames += 1);
-                    if self.kinds.get().is_some_and(|n| envelope.kind >= n) {
+                    let control = envelope.to == AGENT;
+                    if control && client.is_some() {
+                        crate::agent_log!(warn, peer = %peer, "a client sent an agent message; closing");
+                        self.bump(|c| c.bad_frames += 1);
+                        break;
+                    }
+                    if !control && self.kinds.get().is_some_and(|n| envelope.kind >= n) {
                         crate::agent_log!(warn, peer = %peer, kind = envelope.kind, "unknown message kind; closing");
                         self.bump(|c| c.bad_frames += 1);
                         break;
@@ -477,16 +499,17 @@ impl Transport {
                     if seq % ACK_EVERY == 0 {
                         wake.notify_one();
                     }
-                    if self.isolated.get() {
+                    if self.isolated.get() && !control {
                         self.bump(|c| c.isolated_in += 1);
                         continue;
                     }
-                    if self
-                        .plan
-                        .borrow()
-                        .links
-                        .get(&peer)
-                        .is_some_and(|l| l.in_down)
+                    if !control
+                        && self
+                            .plan
+                            .borrow()
+                            .links
+                            .get(&peer)
+                            .is_some_and(|l| l.in_down)
                     {
                         self.bump(|c| c.link_down += 1);
                         continue;
