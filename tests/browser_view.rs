@@ -171,7 +171,7 @@ async fn browser_view_kv_run() {
 
     // Space plays: time moves on.
     seek(&c, 0.1).await;
-    c.find(Locator::Css("body")).await.unwrap().send_keys(" ").await.unwrap();
+    js(&c, "document.getElementById('time').blur(); document.dispatchEvent(new KeyboardEvent('keydown', {code: 'Space', key: ' ', bubbles: true}));").await;
     until(&c, "playing", "parseFloat(document.getElementById('time').value) > 0.1").await;
     c.close().await.unwrap();
     eprintln!("screenshots in {}", shots.display());

@@ -313,8 +313,10 @@ async fn fork_run(
     };
     let (base_id, base) = tri!(pick(&app, Some(req.run)));
     let work = app.work.clone();
-    let id = app.runs.read().map(|r| r.len()).unwrap_or(0);
-    let made = tokio::task::spawn_blocking(move || fork::branch(&base, base_id, &req, &work.join(format!("run{id}")))).await;
+    // Each branch its own directory, even when two are asked at once.
+    static BRANCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    let n = BRANCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let made = tokio::task::spawn_blocking(move || fork::branch(&base, base_id, &req, &work.join(format!("branch{n}")))).await;
     match made {
         Ok(Ok(run)) => {
             let mut runs = match app.runs.write() {
