@@ -19,7 +19,15 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
     assert_eq!(meta["machines"][0]["name"], "s1");
     assert_eq!(meta["system"], "kv");
     assert!(meta["events"].as_u64().unwrap() > 1000, "{meta}");
-    assert!(meta["kinds"].as_array().unwrap().iter().any(|k| k == "Prepare" || k == "Request"), "{}", meta["kinds"]);
+    assert!(
+        meta["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "Prepare" || k == "Request"),
+        "{}",
+        meta["kinds"]
+    );
 
     // The topology crashes s1 at 1 s and restarts it at 2 s.
     let before = s.get_json("/api/frame?t=0.9");
@@ -28,28 +36,48 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
     assert_eq!(before["machines"]["up"][0], true);
     assert_eq!(during["machines"]["up"][0], false);
     assert_eq!(after["machines"]["up"][0], true);
-    assert!(!before["inflight"].as_array().unwrap().is_empty(), "{before}");
+    assert!(
+        !before["inflight"].as_array().unwrap().is_empty(),
+        "{before}"
+    );
     for m in before["inflight"].as_array().unwrap() {
         assert!(m["t"].as_f64().unwrap() <= 0.9, "{m}");
-        assert!(m.get("pair_t").is_none_or(|p| p.as_f64().unwrap() > 0.9), "{m}");
+        assert!(
+            m.get("pair_t").is_none_or(|p| p.as_f64().unwrap() > 0.9),
+            "{m}"
+        );
     }
 
     // A window by time holds only events inside it, at most `limit`.
     let w = s.get_json("/api/events?from=1.0&to=1.1&limit=50");
     let evs = w["events"].as_array().unwrap();
     assert!(!evs.is_empty() && evs.len() <= 50);
-    assert!(evs.iter().all(|e| (1.0..=1.1).contains(&e["t"].as_f64().unwrap())));
+    assert!(
+        evs.iter()
+            .all(|e| (1.0..=1.1).contains(&e["t"].as_f64().unwrap()))
+    );
     let next = s.get_json("/api/next?t=1.0");
     assert!(next["t"].as_f64().unwrap() > 1.0);
 
     // States come from the viewer's re-run: same hash, so the same run.
     s.wait_states(0);
     let meta = s.get_json("/api/meta");
-    assert!(meta["states_note"].as_str().unwrap().contains("same trace hash"), "{meta}");
+    assert!(
+        meta["states_note"]
+            .as_str()
+            .unwrap()
+            .contains("same trace hash"),
+        "{meta}"
+    );
     assert_eq!(meta["verdict"]["linearizable"], true, "{meta}");
     let n = s.get_json("/api/node?node=1&t=2.9");
     assert!(n["state"]["view"].as_u64().is_some(), "{n}");
-    assert!(n["counters"]["sent"].as_object().is_some_and(|m| !m.is_empty()), "{n}");
+    assert!(
+        n["counters"]["sent"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty()),
+        "{n}"
+    );
     let crashed = s.get_json("/api/node?node=0&t=1.5");
     assert_eq!(crashed["up"], false);
     assert_eq!(crashed["state"], Value::Null);
@@ -64,14 +92,24 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
     assert_eq!(none["total"], 0);
 
     // What if s2 had crashed at 1.5 s too: a branch, the original kept.
-    let (code, body) = s.request("POST", "/api/fork", Some(r#"{"run":0,"at":1.5,"kind":"crash","machine":1}"#));
+    let (code, body) = s.request(
+        "POST",
+        "/api/fork",
+        Some(r#"{"run":0,"at":1.5,"kind":"crash","machine":1}"#),
+    );
     assert_eq!(code, 200, "{body}");
     let b: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(b["id"], 1);
     assert_eq!(b["parent"], 0);
     assert!(b["verdict"]["linearizable"].is_boolean(), "{b}");
-    assert_eq!(s.get_json("/api/frame?run=1&t=1.6")["machines"]["up"][1], false);
-    assert_eq!(s.get_json("/api/frame?run=0&t=1.6")["machines"]["up"][1], true);
+    assert_eq!(
+        s.get_json("/api/frame?run=1&t=1.6")["machines"]["up"][1],
+        false
+    );
+    assert_eq!(
+        s.get_json("/api/frame?run=0&t=1.6")["machines"]["up"][1],
+        true
+    );
     // Before the fault the branch is the same run.
     let same_a = s.get_json("/api/events?run=0&from=0&to=1.4&limit=5000");
     let same_b = s.get_json("/api/events?run=1&from=0&to=1.4&limit=5000");
@@ -89,9 +127,24 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
         ("GET", "/api/logs?level=loud", None, 400),
         ("GET", "/no/such/page", None, 404),
         ("POST", "/api/fork", Some("{not json"), 400),
-        ("POST", "/api/fork", Some(r#"{"run":0,"at":1,"kind":"explode","machine":0}"#), 400),
-        ("POST", "/api/fork", Some(r#"{"run":0,"at":99,"kind":"crash","machine":0}"#), 400),
-        ("POST", "/api/fork", Some(r#"{"run":0,"at":1,"kind":"crash","machine":42}"#), 400),
+        (
+            "POST",
+            "/api/fork",
+            Some(r#"{"run":0,"at":1,"kind":"explode","machine":0}"#),
+            400,
+        ),
+        (
+            "POST",
+            "/api/fork",
+            Some(r#"{"run":0,"at":99,"kind":"crash","machine":0}"#),
+            400,
+        ),
+        (
+            "POST",
+            "/api/fork",
+            Some(r#"{"run":0,"at":1,"kind":"crash","machine":42}"#),
+            400,
+        ),
     ] {
         let (code, text) = s.request(method, path, body);
         assert_eq!(code, want, "{method} {path}: {text}");
@@ -107,7 +160,11 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
 fn simulated_view_refuses_bad_paths_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let corrupt = dir.path().join("trace.jsonl");
-    std::fs::write(&corrupt, "{\"t\":0,\"ev\":\"start\",\"node\":0}\n{\"t\":0.1,\"ev\n").unwrap();
+    std::fs::write(
+        &corrupt,
+        "{\"t\":0,\"ev\":\"start\",\"node\":0}\n{\"t\":0.1,\"ev\n",
+    )
+    .unwrap();
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     for (path, want) in [
@@ -150,7 +207,10 @@ fn simulated_view_reads_a_clusters_collected_logs() {
     assert_eq!(l["lines"][0]["machine"], "beta");
     assert_eq!(l["lines"][1]["t"], 0.5);
     assert_eq!(s.get_json("/api/logs?level=error")["total"], 1);
-    assert_eq!(s.get_json("/api/logs?machine=alpha")["lines"][0]["msg"], "node started");
+    assert_eq!(
+        s.get_json("/api/logs?machine=alpha")["lines"][0]["msg"],
+        "node started"
+    );
     let (code, _) = s.request("GET", "/api/events", None);
     assert_eq!(code, 404);
 }

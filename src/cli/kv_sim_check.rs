@@ -243,7 +243,11 @@ fn write_view_results(
 ) -> anyhow::Result<()> {
     let nodes: Vec<_> = (0..o.servers + o.workload.clients as usize)
         .map(|i| {
-            let name = if i < o.servers { format!("s{i}") } else { format!("c{i}") };
+            let name = if i < o.servers {
+                format!("s{i}")
+            } else {
+                format!("c{i}")
+            };
             serde_json::json!({"id": i, "name": name, "machine": name})
         })
         .collect();

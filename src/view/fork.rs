@@ -29,12 +29,17 @@ pub struct ForkRequest {
 /// The fault as a topology file writes it.
 pub fn fault_json(req: &ForkRequest, machines: usize) -> Result<Value> {
     if !req.at.is_finite() || req.at < 0.0 {
-        return Err(Error::input(format!("at={}: not a time in the run", req.at)));
+        return Err(Error::input(format!(
+            "at={}: not a time in the run",
+            req.at
+        )));
     }
     let idx = |v: Option<usize>, field: &str| -> Result<usize> {
         let i = v.ok_or_else(|| Error::input(format!("{}: needs {field}", req.kind)))?;
         if i >= machines {
-            return Err(Error::input(format!("{field}={i}: there are {machines} machines")));
+            return Err(Error::input(format!(
+                "{field}={i}: there are {machines} machines"
+            )));
         }
         Ok(i)
     };
@@ -61,8 +66,8 @@ pub fn fault_json(req: &ForkRequest, machines: usize) -> Result<Value> {
 
 /// The base run's topology with `fault` added to its schedule.
 pub fn with_fault(topology: &str, fault: &Value) -> Result<String> {
-    let mut v: Value = serde_json::from_str(topology)
-        .map_err(|e| Error::input(format!("topology.json: {e}")))?;
+    let mut v: Value =
+        serde_json::from_str(topology).map_err(|e| Error::input(format!("topology.json: {e}")))?;
     let obj = v
         .as_object_mut()
         .ok_or_else(|| Error::input("topology.json: not an object"))?;
@@ -100,7 +105,12 @@ pub fn branch(base: &Run, base_id: usize, req: &ForkRequest, out: &Path) -> Resu
             .map_or("?".to_string(), |m| m.name.clone())
     };
     let what = match req.kind.as_str() {
-        "link_down" | "link_up" => format!("{} {}→{}", req.kind, name(&fault["source"]), name(&fault["target"])),
+        "link_down" | "link_up" => format!(
+            "{} {}→{}",
+            req.kind,
+            name(&fault["source"]),
+            name(&fault["target"])
+        ),
         "heal" if req.machine.is_none() => "heal".into(),
         k => format!("{k} {}", name(&fault["machine"])),
     };
@@ -115,7 +125,14 @@ mod tests {
     use super::*;
 
     fn req(kind: &str) -> ForkRequest {
-        ForkRequest { run: 0, at: 1.5, kind: kind.into(), machine: Some(1), source: Some(0), target: Some(2) }
+        ForkRequest {
+            run: 0,
+            at: 1.5,
+            kind: kind.into(),
+            machine: Some(1),
+            source: Some(0),
+            target: Some(2),
+        }
     }
 
     #[test]
@@ -125,8 +142,26 @@ mod tests {
         let f = fault_json(&req("link_down"), 3).unwrap();
         assert_eq!(f["source"], 0);
         assert!(fault_json(&req("explode"), 3).is_err());
-        assert!(fault_json(&ForkRequest { machine: Some(9), ..req("crash") }, 3).is_err());
-        assert!(fault_json(&ForkRequest { at: f64::NAN, ..req("crash") }, 3).is_err());
+        assert!(
+            fault_json(
+                &ForkRequest {
+                    machine: Some(9),
+                    ..req("crash")
+                },
+                3
+            )
+            .is_err()
+        );
+        assert!(
+            fault_json(
+                &ForkRequest {
+                    at: f64::NAN,
+                    ..req("crash")
+                },
+                3
+            )
+            .is_err()
+        );
         let t = with_fault(r#"{"meta":{"system":"pingpong"},"nodes":[]}"#, &f).unwrap();
         let v: Value = serde_json::from_str(&t).unwrap();
         assert_eq!(v["meta"]["faults"][0]["kind"], "link_down");

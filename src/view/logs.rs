@@ -139,7 +139,9 @@ impl LogIndex {
 }
 
 fn machine_from_file(f: &Path) -> String {
-    let name = f.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let name = f
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
     name.split(".json.log")
         .next()
         .unwrap_or(&name)
@@ -155,7 +157,11 @@ fn parse_line(line: &str, fallback: &str) -> Option<(Option<f64>, LogLine)> {
     let vt = o.get("vtime_ms").and_then(Value::as_f64).map(|ms| ms / 1e3);
     let level = o
         .get("level")
-        .and_then(|l| l.as_u64().map(|n| n as u8).or_else(|| l.as_str().and_then(level_number)))
+        .and_then(|l| {
+            l.as_u64()
+                .map(|n| n as u8)
+                .or_else(|| l.as_str().and_then(level_number))
+        })
         .unwrap_or(30);
     Some((
         vt,
@@ -185,12 +191,22 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
         .filter(|p| p.is_file())
         .collect();
     all.sort();
-    let name = |p: &PathBuf| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let json: Vec<_> = all.iter().filter(|p| name(p).ends_with(".json.log")).cloned().collect();
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    };
+    let json: Vec<_> = all
+        .iter()
+        .filter(|p| name(p).ends_with(".json.log"))
+        .cloned()
+        .collect();
     if !json.is_empty() {
         return Ok(json);
     }
-    Ok(all.into_iter().filter(|p| name(p).ends_with(".log")).collect())
+    Ok(all
+        .into_iter()
+        .filter(|p| name(p).ends_with(".log"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -209,11 +225,25 @@ mod tests {
         assert_eq!(ix.lines[0].msg, "early boom");
         assert_eq!(ix.lines[1].machine, "a");
         assert!((ix.lines[1].t - 1.0).abs() < 1e-9);
-        let all = Filter { machine: None, node: None, min_level: 0, text: None, from: 0.0, to: f64::MAX };
+        let all = Filter {
+            machine: None,
+            node: None,
+            min_level: 0,
+            text: None,
+            from: 0.0,
+            to: f64::MAX,
+        };
         assert_eq!(ix.query(&all, 0, 10).0, 2);
-        let errors = Filter { min_level: 40, ..all };
+        let errors = Filter {
+            min_level: 40,
+            ..all
+        };
         assert_eq!(ix.query(&errors, 0, 10).1[0]["msg"], "early boom");
-        let text = Filter { text: Some("LATE"), min_level: 0, ..errors };
+        let text = Filter {
+            text: Some("LATE"),
+            min_level: 0,
+            ..errors
+        };
         assert_eq!(ix.query(&text, 0, 10).1[0]["machine"], "a");
     }
 }

@@ -102,7 +102,9 @@ fn sample_states(run: Arc<Run>, out: PathBuf) {
                 note(if same {
                     format!("states sampled by a re-run with the same trace hash {hash}")
                 } else {
-                    format!("re-run's trace hash {hash} differs from the run's: states may not match")
+                    format!(
+                        "re-run's trace hash {hash} differs from the run's: states may not match"
+                    )
                 });
                 if run.verdict.read().map(|v| v.is_none()).unwrap_or(false)
                     && let Ok(mut v) = run.verdict.write()

@@ -145,9 +145,7 @@ fn sample<N: crate::node::Node>(
     let n = sim.node_count();
     last.resize(n, None);
     for (i, prev) in last.iter_mut().enumerate() {
-        let now = sim
-            .query(NodeId(i as u32), "status")
-            .unwrap_or(Value::Null);
+        let now = sim.query(NodeId(i as u32), "status").unwrap_or(Value::Null);
         if prev.as_ref() != Some(&now) {
             let line = json!({"t": at.as_secs_f64(), "node": i, "state": now});
             writeln!(w, "{line}")?;

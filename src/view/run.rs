@@ -61,7 +61,13 @@ impl Run {
             }
             let trace = TraceIndex::open(path)?;
             let machines = unnamed(trace.machines as usize);
-            return Ok(Self::new(path.display().to_string(), None, machines, Some(trace), LogIndex::default()));
+            return Ok(Self::new(
+                path.display().to_string(),
+                None,
+                machines,
+                Some(trace),
+                LogIndex::default(),
+            ));
         }
         if path.join("trace.jsonl").is_file() {
             return Self::open_dir(path);
@@ -75,20 +81,40 @@ impl Run {
         }
         let logs = LogIndex::open(&files)?;
         if logs.lines.is_empty() {
-            return Err(Error::input(format!("{}: no JSON log lines in its *.log files", path.display())));
+            return Err(Error::input(format!(
+                "{}: no JSON log lines in its *.log files",
+                path.display()
+            )));
         }
         let machines = logs
             .machines()
             .into_iter()
             .filter(|m| m != "controller")
-            .map(|name| Machine { name, label: None, location: None })
+            .map(|name| Machine {
+                name,
+                label: None,
+                location: None,
+            })
             .collect();
-        let mut run = Self::new(path.display().to_string(), Some(path.into()), machines, None, logs);
-        *run.states_note.get_mut().expect("not shared yet") = "a cluster's logs: no trace, no states".into();
+        let mut run = Self::new(
+            path.display().to_string(),
+            Some(path.into()),
+            machines,
+            None,
+            logs,
+        );
+        *run.states_note.get_mut().expect("not shared yet") =
+            "a cluster's logs: no trace, no states".into();
         Ok(run)
     }
 
-    fn new(label: String, dir: Option<PathBuf>, machines: Vec<Machine>, trace: Option<TraceIndex>, logs: LogIndex) -> Run {
+    fn new(
+        label: String,
+        dir: Option<PathBuf>,
+        machines: Vec<Machine>,
+        trace: Option<TraceIndex>,
+        logs: LogIndex,
+    ) -> Run {
         Run {
             label,
             dir,
@@ -99,7 +125,9 @@ impl Run {
             trace,
             logs,
             states: RwLock::new(None),
-            states_note: RwLock::new("no topology.json beside the trace: states cannot be sampled".into()),
+            states_note: RwLock::new(
+                "no topology.json beside the trace: states cannot be sampled".into(),
+            ),
             inputs: None,
             parent: None,
             fault: None,
@@ -130,30 +158,52 @@ impl Run {
         let log_files: Vec<PathBuf> = logs::files_in(dir)?;
         let mut logs = LogIndex::open(&log_files)?;
         name_machines(&mut logs, &machines);
-        let mut run = Self::new(dir.display().to_string(), Some(dir.into()), machines, Some(trace), logs);
+        let mut run = Self::new(
+            dir.display().to_string(),
+            Some(dir.into()),
+            machines,
+            Some(trace),
+            logs,
+        );
         if let Some(r) = &results {
             run.system = r["settings"]["system"].as_str().map(str::to_string);
             run.seed = r["seed"].as_u64();
             run.trace_hash = r["trace_hash"].as_str().map(str::to_string);
-            *run.verdict.get_mut().expect("not shared") = r.get("verdict").cloned().filter(|v| !v.is_null());
-            let duration = r["settings"]["duration_s"].as_f64().map(Duration::from_secs_f64);
+            *run.verdict.get_mut().expect("not shared") =
+                r.get("verdict").cloned().filter(|v| !v.is_null());
+            let duration = r["settings"]["duration_s"]
+                .as_f64()
+                .map(Duration::from_secs_f64);
             let topology = std::fs::read_to_string(dir.join("topology.json")).ok();
             if let (Some(topology), Some(seed), Some(duration)) = (topology, run.seed, duration) {
-                run.inputs = Some(Inputs { topology, seed, duration });
+                run.inputs = Some(Inputs {
+                    topology,
+                    seed,
+                    duration,
+                });
             }
         }
         if dir.join("states.jsonl").is_file() {
-            *run.states.get_mut().expect("not shared") = Some(States::open(&dir.join("states.jsonl"))?);
+            *run.states.get_mut().expect("not shared") =
+                Some(States::open(&dir.join("states.jsonl"))?);
         }
         Ok(run)
     }
 
     /// The machine each node runs on: node i on machine i unless spawned.
     pub fn node_machine(&self) -> Vec<u32> {
-        let n = self.trace.as_ref().map_or(0, |t| t.nodes as usize).max(self.machines.len());
+        let n = self
+            .trace
+            .as_ref()
+            .map_or(0, |t| t.nodes as usize)
+            .max(self.machines.len());
         let mut m: Vec<u32> = (0..n as u32).collect();
         if let Some(t) = &self.trace {
-            for e in t.events.iter().filter(|e| e.ev == super::trace_index::Ev::Spawn) {
+            for e in t
+                .events
+                .iter()
+                .filter(|e| e.ev == super::trace_index::Ev::Spawn)
+            {
                 if let Some(slot) = m.get_mut(e.b as usize) {
                     *slot = e.x as u32;
                 }
@@ -163,7 +213,10 @@ impl Run {
     }
 
     pub fn end(&self) -> f64 {
-        self.trace.as_ref().map_or(0.0, TraceIndex::end).max(self.logs.end())
+        self.trace
+            .as_ref()
+            .map_or(0.0, TraceIndex::end)
+            .max(self.logs.end())
     }
 
     pub fn meta(&self, id: usize) -> Value {
@@ -203,7 +256,10 @@ fn name_machines(logs: &mut LogIndex, machines: &[Machine]) {
         if machines.iter().any(|m| m.name == l.machine) {
             continue;
         }
-        let idx = l.machine.strip_prefix('m').and_then(|n| n.parse::<usize>().ok());
+        let idx = l
+            .machine
+            .strip_prefix('m')
+            .and_then(|n| n.parse::<usize>().ok());
         if let Some(m) = idx.and_then(|i| machines.get(i)) {
             l.machine = m.name.clone();
         }
@@ -212,7 +268,11 @@ fn name_machines(logs: &mut LogIndex, machines: &[Machine]) {
 
 fn unnamed(n: usize) -> Vec<Machine> {
     (0..n)
-        .map(|i| Machine { name: format!("m{i}"), label: None, location: None })
+        .map(|i| Machine {
+            name: format!("m{i}"),
+            label: None,
+            location: None,
+        })
         .collect()
 }
 

@@ -31,9 +31,18 @@ const WINDOW_LIMIT: usize = 5000;
 
 pub fn router(app: Shared) -> Router {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
-        .route("/app.js", get(|| async { asset("text/javascript", APP_JS) }))
-        .route("/draw.js", get(|| async { asset("text/javascript", DRAW_JS) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript", APP_JS) }),
+        )
+        .route(
+            "/draw.js",
+            get(|| async { asset("text/javascript", DRAW_JS) }),
+        )
         .route("/style.css", get(|| async { asset("text/css", STYLE) }))
         .route("/api/runs", get(runs))
         .route("/api/meta", get(meta))
@@ -75,18 +84,26 @@ fn query<T>(q: Q<T>) -> Result<T, Response> {
 
 fn pick(app: &App, run: Option<usize>) -> Result<(usize, Arc<Run>), Response> {
     let id = run.unwrap_or(0);
-    let runs = app.runs.read().map_err(|_| bad(StatusCode::INTERNAL_SERVER_ERROR, "lock poisoned"))?;
-    runs.get(id)
-        .cloned()
-        .map(|r| (id, r))
-        .ok_or_else(|| bad(StatusCode::NOT_FOUND, format!("no run {id} (there are {})", runs.len())))
+    let runs = app
+        .runs
+        .read()
+        .map_err(|_| bad(StatusCode::INTERNAL_SERVER_ERROR, "lock poisoned"))?;
+    runs.get(id).cloned().map(|r| (id, r)).ok_or_else(|| {
+        bad(
+            StatusCode::NOT_FOUND,
+            format!("no run {id} (there are {})", runs.len()),
+        )
+    })
 }
 
 fn finite(name: &str, v: Option<f64>, default: f64) -> Result<f64, Response> {
     match v {
         None => Ok(default),
         Some(x) if x.is_finite() => Ok(x),
-        Some(x) => Err(bad(StatusCode::BAD_REQUEST, format!("{name}={x}: not a finite number"))),
+        Some(x) => Err(bad(
+            StatusCode::BAD_REQUEST,
+            format!("{name}={x}: not a finite number"),
+        )),
     }
 }
 
@@ -192,7 +209,9 @@ async fn next(State(app): State<Shared>, q: Q<AtQ>) -> Response {
         return bad(StatusCode::NOT_FOUND, "this run has no trace");
     };
     let i = tr.after(t);
-    ok(json!({"t": tr.events.get(i).map(|e| e.t), "event": tr.events.get(i).map(|_| tr.describe(i))}))
+    ok(
+        json!({"t": tr.events.get(i).map(|e| e.t), "event": tr.events.get(i).map(|_| tr.describe(i))}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -209,9 +228,16 @@ async fn node(State(app): State<Shared>, q: Q<NodeQ>) -> Response {
     let t = tri!(finite("t", q.t, 0.0));
     let nm = run.node_machine();
     let Some(&m) = nm.get(q.node) else {
-        return bad(StatusCode::NOT_FOUND, format!("no node {} (there are {})", q.node, nm.len()));
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("no node {} (there are {})", q.node, nm.len()),
+        );
     };
-    let machine = run.machines.get(m as usize).map(|m| m.name.clone()).unwrap_or_default();
+    let machine = run
+        .machines
+        .get(m as usize)
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
     let state = match run.states.read().ok().as_deref() {
         Some(Some(s)) => s.at(q.node, t),
         _ => Value::Null,
@@ -230,15 +256,26 @@ async fn node(State(app): State<Shared>, q: Q<NodeQ>) -> Response {
         }
         None => (Value::Null, Vec::new()),
     };
-    let f = Filter { machine: Some(&machine), node: None, min_level: 0, text: None, from: f64::MIN, to: t };
+    let f = Filter {
+        machine: Some(&machine),
+        node: None,
+        min_level: 0,
+        text: None,
+        from: f64::MIN,
+        to: t,
+    };
     let (total, _) = run.logs.query(&f, 0, 0);
     let (_, lines) = run.logs.query(&f, total.saturating_sub(15), 15);
     let up = match &run.trace {
-        Some(tr) => tr.machines_at(t, run.machines.len(), &nm)["up"][m as usize].as_bool().unwrap_or(true),
+        Some(tr) => tr.machines_at(t, run.machines.len(), &nm)["up"][m as usize]
+            .as_bool()
+            .unwrap_or(true),
         None => true,
     };
-    ok(json!({"node": q.node, "machine": machine, "up": up, "t": t, "state": state,
-              "counters": counters, "recent": recent, "logs": lines}))
+    ok(
+        json!({"node": q.node, "machine": machine, "up": up, "t": t, "state": state,
+              "counters": counters, "recent": recent, "logs": lines}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -252,7 +289,10 @@ async fn message(State(app): State<Shared>, q: Q<MsgQ>) -> Response {
     let (_, run) = tri!(pick(&app, q.run));
     match &run.trace {
         Some(tr) if q.i < tr.events.len() => ok(tr.describe(q.i)),
-        Some(tr) => bad(StatusCode::NOT_FOUND, format!("no event {} (there are {})", q.i, tr.events.len())),
+        Some(tr) => bad(
+            StatusCode::NOT_FOUND,
+            format!("no event {} (there are {})", q.i, tr.events.len()),
+        ),
         None => bad(StatusCode::NOT_FOUND, "this run has no trace"),
     }
 }
@@ -279,7 +319,12 @@ async fn logs(State(app): State<Shared>, q: Q<LogsQ>) -> Response {
         None => 0,
         Some(l) => match level_number(l) {
             Some(n) => n,
-            None => return bad(StatusCode::BAD_REQUEST, format!("level={l}: expected trace, debug, info, warn or error")),
+            None => {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    format!("level={l}: expected trace, debug, info, warn or error"),
+                );
+            }
         },
     };
     fn nonempty(s: &Option<String>) -> Option<&str> {
@@ -316,7 +361,10 @@ async fn fork_run(
     // Each branch its own directory, even when two are asked at once.
     static BRANCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let n = BRANCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let made = tokio::task::spawn_blocking(move || fork::branch(&base, base_id, &req, &work.join(format!("branch{n}")))).await;
+    let made = tokio::task::spawn_blocking(move || {
+        fork::branch(&base, base_id, &req, &work.join(format!("branch{n}")))
+    })
+    .await;
     match made {
         Ok(Ok(run)) => {
             let mut runs = match app.runs.write() {
@@ -329,6 +377,9 @@ async fn fork_run(
         }
         Ok(Err(e)) if e.is_input() => bad(StatusCode::BAD_REQUEST, e.to_string()),
         Ok(Err(e)) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, format!("the branch's run failed: {e}")),
+        Err(e) => bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the branch's run failed: {e}"),
+        ),
     }
 }

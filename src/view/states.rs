@@ -26,10 +26,13 @@ impl States {
     pub fn open(path: &Path) -> Result<States> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut s = States::default();
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let l: Line = serde_json::from_str(line).map_err(|e| {
-                Error::input(format!("{}: line {}: {e}", path.display(), n + 1))
-            })?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let l: Line = serde_json::from_str(line)
+                .map_err(|e| Error::input(format!("{}: line {}: {e}", path.display(), n + 1)))?;
             if s.by_node.len() <= l.node {
                 s.by_node.resize_with(l.node + 1, Vec::new);
             }

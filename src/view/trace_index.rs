@@ -147,7 +147,8 @@ pub struct TraceIndex {
 
 impl TraceIndex {
     pub fn open(path: &Path) -> Result<TraceIndex> {
-        let bytes = std::fs::read(path).map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
         Self::parse(&bytes).map_err(|e| Error::input(format!("{}: {e}", path.display())))
     }
 
@@ -177,16 +178,17 @@ impl TraceIndex {
                 return Err(format!("line {}: time {} goes backwards", n + 1, raw.t));
             }
             last_t = raw.t;
-            let intern = |s: Option<&str>, map: &mut HashMap<String, u16>, list: &mut Vec<String>| -> u16 {
-                let s = s.unwrap_or("?");
-                if let Some(&i) = map.get(s) {
-                    return i;
-                }
-                let i = list.len() as u16;
-                list.push(s.to_string());
-                map.insert(s.to_string(), i);
-                i
-            };
+            let intern =
+                |s: Option<&str>, map: &mut HashMap<String, u16>, list: &mut Vec<String>| -> u16 {
+                    let s = s.unwrap_or("?");
+                    if let Some(&i) = map.get(s) {
+                        return i;
+                    }
+                    let i = list.len() as u16;
+                    list.push(s.to_string());
+                    map.insert(s.to_string(), i);
+                    i
+                };
             let mut e = Event {
                 t: raw.t,
                 ev,
@@ -340,13 +342,22 @@ impl TraceIndex {
         let e = &self.events[i];
         let mut v = json!({"i": i, "t": e.t, "ev": e.ev.name()});
         let o = v.as_object_mut().expect("an object");
-        let s = |k: u16| self.strings.get(usize::from(k)).cloned().unwrap_or_default();
+        let s = |k: u16| {
+            self.strings
+                .get(usize::from(k))
+                .cloned()
+                .unwrap_or_default()
+        };
         if e.ev.is_message() {
             o.insert("from".into(), e.a.into());
             o.insert("to".into(), e.b.into());
             o.insert("kind".into(), s(e.kind).into());
             if e.ev == Ev::Drop {
-                let r = self.reasons.get(usize::from(e.reason)).cloned().unwrap_or_default();
+                let r = self
+                    .reasons
+                    .get(usize::from(e.reason))
+                    .cloned()
+                    .unwrap_or_default();
                 o.insert("reason".into(), r.into());
             }
             if e.pair != NONE {
@@ -396,7 +407,9 @@ impl TraceIndex {
         match e.ev {
             Ev::Send | Ev::Duplicate => e.a == n,
             Ev::Deliver | Ev::Drop => e.b == n,
-            Ev::Timer | Ev::Start | Ev::KillNode | Ev::Exit | Ev::FailStop | Ev::WorkDone => e.a == n,
+            Ev::Timer | Ev::Start | Ev::KillNode | Ev::Exit | Ev::FailStop | Ev::WorkDone => {
+                e.a == n
+            }
             Ev::Spawn => e.a == n || e.b == n,
             _ => false,
         }
@@ -419,7 +432,10 @@ impl TraceIndex {
             }
         }
         let named = |m: HashMap<u16, u64>| {
-            let mut v: Vec<_> = m.into_iter().map(|(k, c)| (self.strings[k as usize].clone(), c)).collect();
+            let mut v: Vec<_> = m
+                .into_iter()
+                .map(|(k, c)| (self.strings[k as usize].clone(), c))
+                .collect();
             v.sort();
             serde_json::Map::from_iter(v.into_iter().map(|(k, c)| (k, Value::from(c))))
         };
@@ -459,7 +475,9 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.starts_with("line 2:"), "{err}");
-        let err = TraceIndex::parse(b"{\"t\":1,\"ev\":\"bogus\"}\n").err().unwrap();
+        let err = TraceIndex::parse(b"{\"t\":1,\"ev\":\"bogus\"}\n")
+            .err()
+            .unwrap();
         assert!(err.contains("unknown event"), "{err}");
         let err = TraceIndex::parse(b"{\"t\":1,\"ev\":\"heal\"}\n{\"t\":0.5,\"ev\":\"heal\"}\n")
             .err()

@@ -22,7 +22,12 @@ pub fn kv_run(dir: &Path) -> PathBuf {
     let topo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/topologies/kv-five.json");
     let st = dz()
         .env("DZ_TMP_DIR", dir.join("tmp"))
-        .args(["simulate", topo.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "simulate",
+            topo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -56,7 +61,11 @@ impl Server {
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .trim_end_matches('/')
             .to_string();
-        Server { child, url, first_line: line }
+        Server {
+            child,
+            url,
+            first_line: line,
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -77,7 +86,11 @@ impl Server {
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
         let status: u16 = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .to_string();
         (status, dechunk(&body))
     }
 
