@@ -29,7 +29,7 @@ async function loadRun(id) {
   $("fault-machine").innerHTML = opts;
   $("fault-target").innerHTML = opts;
   $("log-machine").innerHTML = `<option value="">all machines</option>` +
-    [...new Set(meta.machines.map(m => m.name).concat(["controller"]))].map(n => `<option>${esc(n)}</option>`).join("");
+    [...new Set(meta.machines.map(m => m.name).concat(["controller"]))].map(n => `<option value="${esc(n)}">${esc(n)}</option>`).join("");
   $("whatif").style.display = meta.can_fork ? "" : "none";
   showVerdict(meta.verdict);
   await refreshRuns();
