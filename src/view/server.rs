@@ -70,6 +70,19 @@ fn bad(code: StatusCode, why: impl Into<String>) -> Response {
     (code, axum::Json(json!({"error": why.into()}))).into_response()
 }
 
+/// A refusal on its way to becoming a response (small, unlike `Response`).
+struct Refusal(StatusCode, String);
+
+fn refuse(code: StatusCode, why: impl Into<String>) -> Refusal {
+    Refusal(code, why.into())
+}
+
+impl From<Refusal> for Response {
+    fn from(r: Refusal) -> Response {
+        bad(r.0, r.1)
+    }
+}
+
 fn ok(v: Value) -> Response {
     axum::Json(v).into_response()
 }
@@ -77,30 +90,30 @@ fn ok(v: Value) -> Response {
 type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 /// The query, or a 400 naming what is wrong with it.
-fn query<T>(q: Q<T>) -> Result<T, Response> {
+fn query<T>(q: Q<T>) -> Result<T, Refusal> {
     q.map(|Query(t)| t)
-        .map_err(|e| bad(StatusCode::BAD_REQUEST, e.body_text()))
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
-fn pick(app: &App, run: Option<usize>) -> Result<(usize, Arc<Run>), Response> {
+fn pick(app: &App, run: Option<usize>) -> Result<(usize, Arc<Run>), Refusal> {
     let id = run.unwrap_or(0);
     let runs = app
         .runs
         .read()
-        .map_err(|_| bad(StatusCode::INTERNAL_SERVER_ERROR, "lock poisoned"))?;
+        .map_err(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "lock poisoned"))?;
     runs.get(id).cloned().map(|r| (id, r)).ok_or_else(|| {
-        bad(
+        refuse(
             StatusCode::NOT_FOUND,
             format!("no run {id} (there are {})", runs.len()),
         )
     })
 }
 
-fn finite(name: &str, v: Option<f64>, default: f64) -> Result<f64, Response> {
+fn finite(name: &str, v: Option<f64>, default: f64) -> Result<f64, Refusal> {
     match v {
         None => Ok(default),
         Some(x) if x.is_finite() => Ok(x),
-        Some(x) => Err(bad(
+        Some(x) => Err(refuse(
             StatusCode::BAD_REQUEST,
             format!("{name}={x}: not a finite number"),
         )),
@@ -111,7 +124,7 @@ macro_rules! tri {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(r) => return Response::from(r),
         }
     };
 }
