@@ -97,6 +97,9 @@ fn sample_states(run: Arc<Run>, out: PathBuf) {
             .and_then(|r| Ok((r, states::States::open(&out.join("states.jsonl"))?)))
         {
             Ok((r, s)) => {
+                // Only the states and the hash are wanted: the run's own
+                // trace is already open.
+                let _ = std::fs::remove_file(out.join("trace.jsonl"));
                 let hash = format!("{:016x}", r.trace_hash);
                 let same = run.trace_hash.as_deref().is_none_or(|h| h == hash);
                 note(if same {
