@@ -8,6 +8,7 @@
 mod view_support;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,10 +23,14 @@ fn find(cmds: &[&str]) -> Option<String> {
         .find(|p| Path::new(p).exists())
 }
 
+/// chromedriver in a process group of its own, so that a failed test
+/// takes the browser it started down with it.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -106,6 +111,7 @@ async fn browser_view_kv_run() {
     let _driver = Driver(
         Command::new(&driver_bin)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
