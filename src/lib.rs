@@ -17,6 +17,7 @@ pub mod settings;
 pub mod sim;
 pub mod systems;
 pub mod topology;
+pub mod view;
 pub mod wire;
 
 pub use error::{Error, Result};

@@ -45,6 +45,10 @@ pub struct SimCheckArgs {
     /// Seconds of operations under faults per seed.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// With --seed: also write the seed's trace and results under DIR, for
+    /// `dz view DIR`.
+    #[arg(long, value_name = "DIR", requires = "seed")]
+    trace: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -82,8 +86,12 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
         resources: a.resources,
         load: Duration::from_secs(a.seconds),
         faults: a.faults,
+        trace: a.trace.as_ref().map(|d| d.join("trace.jsonl")),
         ..Default::default()
     };
+    if let Some(d) = &a.trace {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
     let Pooled {
         results,
         wall_s: wall,
@@ -125,6 +133,23 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
             r.failure.as_deref().unwrap_or_default()
         );
         println!("  replay: dz cheops sim-check --seed {} {flags}", r.seed);
+        println!(
+            "  view:   dz cheops sim-check --seed {} {flags} --trace .tmp/cheops-seed-{} ; dz view .tmp/cheops-seed-{}",
+            r.seed, r.seed, r.seed
+        );
+    }
+    if let (Some(d), Some(r)) = (&a.trace, results.first()) {
+        let nodes: Vec<_> = crate::drivers::cheops::sim_check::site_names(a.sites)
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| serde_json::json!({"id": i, "name": name, "machine": name}))
+            .collect();
+        let v = serde_json::json!({
+            "settings": {"system": "cheops", "title": "cheops sim-check seed"},
+            "seed": r.seed, "trace_hash": r.trace_hash, "nodes": nodes,
+        });
+        crate::drivers::simulate::write_json(&d.join("results.json"), &v)?;
+        println!("view: {}", crate::view::command_for(d));
     }
     if !failed.is_empty() {
         anyhow::bail!("{} of {} seeds failed", failed.len(), results.len());

@@ -51,6 +51,10 @@ pub struct Args {
     /// --out (`dz kv check` reads them).
     #[arg(long)]
     histories: bool,
+    /// With --seed: also write the seed's trace and results under DIR, for
+    /// `dz view DIR`.
+    #[arg(long, value_name = "DIR", requires = "seed")]
+    trace: Option<PathBuf>,
 }
 
 fn persistence(s: &str) -> Result<Persistence, String> {
@@ -114,8 +118,12 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
         fail_stop: !a.no_fail_stop,
+        trace: a.trace.as_ref().map(|d| d.join("trace.jsonl")),
         ..Default::default()
     };
+    if let Some(d) = &a.trace {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
     let out = a
         .out
         .clone()
@@ -174,6 +182,10 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         );
     }
     let flags = replay_flags(&a);
+    if let (Some(d), Some(r)) = (&a.trace, results.first()) {
+        write_view_results(d, r, &a.world.options(r.seed, &opts))?;
+        println!("view: {}", crate::view::command_for(d));
+    }
     if a.histories {
         println!(
             "wrote each seed's history to {}/seed-N.history.jsonl",
@@ -197,6 +209,13 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         println!("FAILED seed {}: {why}", r.seed);
         println!("  world: {}", describe(&a.world.options(r.seed, &opts)));
         println!("  replay: dz kv sim-check --seed {} {flags}", r.seed);
+        let dir = out.join(format!("seed-{}", r.seed));
+        println!(
+            "  view:   dz kv sim-check --seed {} {flags} --trace {} ; {}",
+            r.seed,
+            dir.display(),
+            crate::view::command_for(&dir)
+        );
     }
     for r in stuck.iter().take(10) {
         println!(
@@ -211,5 +230,35 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
             results.len()
         );
     }
+    Ok(())
+}
+
+/// What `dz view` reads beside the trace: the machines' names, the seed
+/// and the verdict (there is no topology file: a sim-check seed is viewed,
+/// not re-run with "what if").
+fn write_view_results(
+    dir: &std::path::Path,
+    r: &crate::drivers::kv::sim_check::SeedResult,
+    o: &SimCheckOptions,
+) -> anyhow::Result<()> {
+    let nodes: Vec<_> = (0..o.servers + o.workload.clients as usize)
+        .map(|i| {
+            let name = if i < o.servers {
+                format!("s{i}")
+            } else {
+                format!("c{i}")
+            };
+            serde_json::json!({"id": i, "name": name, "machine": name})
+        })
+        .collect();
+    let v = serde_json::json!({
+        "settings": {"system": "kv", "title": "kv sim-check seed"},
+        "seed": r.seed,
+        "trace_hash": r.trace_hash,
+        "nodes": nodes,
+        "verdict": {"linearizable": r.verdict.linearizable, "operations": r.verdict.operations,
+                    "violation_key": r.verdict.violation.as_ref().map(|v| v.0.clone()), "problem": r.problem},
+    });
+    crate::drivers::simulate::write_json(&dir.join("results.json"), &v)?;
     Ok(())
 }

@@ -23,6 +23,7 @@ mod progress;
 pub(crate) mod runtime;
 mod seed_args;
 mod simulate;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,9 @@ enum Command {
     Machine(machine::Args),
     /// Removes leftovers of any run: processes, containers, networks.
     Clean(clean::Args),
+    /// Watches a run in the browser: its machines, messages, states and
+    /// logs over time, and "what if" branches re-run in the simulator.
+    View(view::Args),
     /// The machine image for virtual mode.
     #[cfg(feature = "virtual")]
     #[command(subcommand)]
@@ -168,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::KvBench(a) => kv_bench::run_cmd(&settings, a),
         Command::Cheops(c) => cheops::run(&settings, c),
         Command::Clean(a) => clean::run(&settings, a),
+        Command::View(a) => view::run(&settings, a),
         #[cfg(feature = "virtual")]
         Command::Image(c) => image::run(&settings, c),
     }

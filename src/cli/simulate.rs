@@ -55,6 +55,11 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         log_messages: settings.log_messages,
         source: a.topology.display().to_string(),
     };
+    // The inputs travel with the outputs, so `dz view` can re-run the seed.
+    let copy = out.join("topology.json");
+    if std::fs::canonicalize(&a.topology).ok() != std::fs::canonicalize(&copy).ok() {
+        std::fs::copy(&a.topology, &copy).map_err(|e| crate::error::Error::io(&copy, e))?;
+    }
     let mut progress = Progress::new(format!("simulating {}", topology.system));
     let r = simulate(&topology, &opts, &mut |f| progress.update(f))?;
     progress.finish();
@@ -71,6 +76,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     println!("trace hash {:016x} (seed {seed})", r.trace_hash);
     println!("results: {}", r.results.display());
     println!("trace:   {}", r.trace.display());
+    println!("view:    {}", crate::view::command_for(&out));
     if r.wire_errors > 0 {
         anyhow::bail!(
             "{} messages failed the wire check; see results.json",

@@ -37,6 +37,8 @@ pub struct SimCheckOptions {
     pub faults: Faults,
     /// Mean time between operations.
     pub interval_ms: f64,
+    /// Also write the seed's trace here (one seed at a time: `dz view`).
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Default for SimCheckOptions {
@@ -48,6 +50,7 @@ impl Default for SimCheckOptions {
             settle: Duration::from_secs(5),
             faults: Faults::parse(Faults::ALL).expect("all faults parse"),
             interval_ms: 40.0,
+            trace: None,
         }
     }
 }
@@ -171,6 +174,9 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
     let mut cfg = SimConfig::new(seed);
     cfg.default_latency = Some(Latency::Uniform { lo: 0.5, hi: 5.0 });
     let mut sim = build(cfg, &names, &wl)?;
+    if let Some(p) = &opts.trace {
+        sim.trace_to(p)?;
+    }
     let f = opts.faults;
     sim.set_faults(
         None,
@@ -194,6 +200,10 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
         sim.restart(MachineId(m));
     }
     sim.run_until(opts.load + opts.settle);
+    if let Some(p) = &opts.trace {
+        sim.finish_trace()
+            .map_err(|e| crate::error::Error::io(p, e))?;
+    }
     let failure = check(&sim, &names, &wl).err();
     let operations = sim
         .node(crate::node::NodeId(n))

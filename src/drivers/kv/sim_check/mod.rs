@@ -101,6 +101,8 @@ pub struct SimCheckOptions {
     pub fail_stop: bool,
     /// Check agreement of applied prefixes after every event.
     pub online_check: bool,
+    /// Also write the seed's trace here (one seed at a time: `dz view`).
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Default for SimCheckOptions {
@@ -130,6 +132,7 @@ impl Default for SimCheckOptions {
             },
             fail_stop: true,
             online_check: true,
+            trace: None,
         }
     }
 }
@@ -279,6 +282,9 @@ pub fn build(seed: u64, opts: &SimCheckOptions) -> Result<Simulation<KvNode>> {
     cfg.default_latency = Some(Latency::Uniform { lo: 0.5, hi: 3.0 });
     cfg.fail_stop = opts.fail_stop;
     let mut sim = Simulation::new(cfg);
+    if let Some(p) = &opts.trace {
+        sim.trace_to(p)?;
+    }
     let mut workload = opts.workload.clone();
     workload.duration_ms = opts.load.as_secs_f64() * 1e3;
     let config = serde_json::to_value(&opts.config).map_err(|e| Error::runtime(e.to_string()))?;
@@ -376,6 +382,9 @@ pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Si
         }
         run_to(&mut sim, opts.load + opts.settle, &mut agreement)
     })();
+    if let Some(p) = &opts.trace {
+        sim.finish_trace().map_err(|e| Error::io(p, e))?;
+    }
     let mut result = outcome(seed, &sim, opts);
     result.problem = ran.err();
     Ok((result, sim))

@@ -1,0 +1,31 @@
+//! `dz view PATH`: a run in the browser.
+
+use std::path::PathBuf;
+
+use super::default_out;
+use crate::settings::Settings;
+use crate::view::{ViewOptions, serve};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A run's output directory (`dz simulate --out`), a trace.jsonl, or a
+    /// directory of collected logs (`dz cluster logs NAME`).
+    path: PathBuf,
+    /// Port on localhost [default: any free port].
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Also open the page in the default browser.
+    #[arg(long)]
+    open: bool,
+}
+
+pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
+    let work = default_out(settings, &["view", &std::process::id().to_string()]);
+    serve(&ViewOptions {
+        path: a.path,
+        port: a.port,
+        open: a.open,
+        work,
+    })?;
+    Ok(())
+}
