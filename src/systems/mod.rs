@@ -6,6 +6,7 @@ pub mod blast;
 pub mod cheops;
 pub mod clocks;
 pub mod consistency;
+pub mod datasets;
 pub mod kv;
 pub mod pingpong;
 pub mod probe;
@@ -50,6 +51,7 @@ registry! {
     probe::Probe,
     consistency::Consistency,
     cheops::Cheops,
+    datasets::Datasets,
 }
 
 /// Builds every node of `roster` once and drops it, so that a spec its
