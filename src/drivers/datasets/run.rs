@@ -107,6 +107,36 @@ pub fn run(
         }
     }
     let end = view(&sim, &layout, true);
+    if std::env::var_os("DZ_DATASETS_DEBUG").is_some() {
+        let u = sim.node(layout.user).and_then(DatasetNode::as_user).unwrap();
+        eprintln!("user knows {} leaves", u.known_leaves());
+        let mut orphans = 0;
+        for i in 0..sim.node_count() as u32 {
+            if let Some(d) = sim.node(crate::node::NodeId(i)).and_then(DatasetNode::as_data)
+                && let Some(p) = d.parent()
+            {
+                let held = sim.node(p).and_then(DatasetNode::as_data).is_some_and(|pd| pd.kids().any(|(k, _)| k.0 == i));
+                if !held {
+                    orphans += 1;
+                    if orphans < 5 {
+                        eprintln!("orphan n{i}: {} ; parent n{}: {:?}", d.debug_line(), p.0, sim.node(p).and_then(DatasetNode::as_data).map(|x| x.debug_line()));
+                    }
+                }
+            }
+        }
+        eprintln!("{orphans} orphans");
+        for c in ["link_gave_up", "leaves_added", "extra_leaves", "unexpected_messages", "empty_splits", "splits", "merges", "spawn_refused"] {
+            let n: u64 = (0..sim.node_count() as u32).map(|i| sim.metrics(crate::node::NodeId(i)).counter(c)).sum();
+            eprintln!("{c}: {n}");
+        }
+        for i in 0..sim.node_count() as u32 {
+            if let Some(d) = sim.node(crate::node::NodeId(i)).and_then(DatasetNode::as_data)
+                && (d.queued_adds() > 0 || d.op().is_some() || !d.is_leaf())
+            {
+                eprintln!("n{i}: {}", d.debug_line());
+            }
+        }
+    }
     if failure.is_none() {
         failure = check_settled(&end, expected_total, expected_leaves).err();
     }

@@ -221,6 +221,38 @@ impl DataNode {
     pub fn op(&self) -> Option<Op> {
         self.op
     }
+    /// Leaf requests waiting here for room.
+    pub fn queued_adds(&self) -> usize {
+        self.adds.len()
+    }
+    pub fn debug_line(&self) -> String {
+        let kids: Vec<String> = self
+            .kids
+            .iter()
+            .map(|(id, k)| {
+                format!(
+                    "{id}:s{}+{} k{} r{} e{}",
+                    k.summary.size,
+                    k.extra,
+                    k.summary.n_kids,
+                    k.reported as u8,
+                    k.summary.interval.is_empty() as u8
+                )
+            })
+            .collect();
+        format!(
+            "h{} parent {:?} adds {} op {:?} succ {:?} done {} deferred {} unacked {} kids [{}]",
+            self.height,
+            self.parent,
+            self.adds.len(),
+            self.op,
+            self.successor,
+            self.done,
+            self.deferred.len(),
+            self.link.unacked(),
+            kids.join(", ")
+        )
+    }
 
     /// The exact sum of the inputs under this node as it knows it.
     pub fn total(&self) -> i64 {
@@ -384,6 +416,7 @@ impl DataNode {
             }
             Body::Adopt(a) => self.on_adopt(ctx, from, a),
             Body::NewParent { parent, moves } => self.on_new_parent(ctx, parent, moves),
+            Body::Cancelled => {}
             other => {
                 ctx.count("unexpected_messages", 1);
                 tracing::debug!(node = %ctx.me(), "unexpected {other:?} from {from}");
@@ -529,15 +562,28 @@ impl DataNode {
             }
             return;
         }
-        let Some(iv) = self.interval else { return };
+        let Some(iv) = self.interval else {
+            if std::env::var_os("DZ_DATASETS_DEBUG").is_some() { eprintln!("{} adds waiting without interval: {}", ctx.me(), self.debug_line()); }
+            return;
+        };
         if self.height == 0 {
+            if std::env::var_os("DZ_DATASETS_DEBUG").is_some() { eprintln!("{} leaf got add: {}", ctx.me(), self.debug_line()); }
             return;
         }
         while let Some(add) = self.adds.pop_front() {
             if self.height == 1 {
-                if self.kids.len() < self.limits.kids_limit as usize {
-                    self.spawn_leaf(ctx, iv, add);
-                    continue;
+                if self.kids.len() < self.limits.kids_limit as usize && !iv.is_empty() {
+                    match self.spawn_leaf(ctx, iv, add) {
+                        None => continue,
+                        Some(add) => self.adds.push_front(add),
+                    }
+                    // No free key or id here: the add goes back up.
+                    let add = self.adds.pop_front().expect("just pushed");
+                    match self.parent {
+                        Some(p) => self.link.send(ctx, p, Body::AddLeaf(add)),
+                        None => self.adds.push_front(add),
+                    }
+                    return;
                 }
             } else if let Some(kid) = self.roomiest_kid() {
                 self.kids.get_mut(&kid).expect("a kid").extra += 1;
@@ -561,7 +607,7 @@ impl DataNode {
         let cap = self.limits.kid_capacity(self.height);
         self.kids
             .iter()
-            .filter(|(_, k)| k.reported)
+            .filter(|(_, k)| k.reported && !k.summary.interval.is_empty())
             .map(|(id, k)| (cap.saturating_sub(k.summary.size.saturating_add(k.extra)), *id))
             .filter(|(room, _)| *room > 0)
             .max_by_key(|(room, id)| (*room, std::cmp::Reverse(*id)))
@@ -571,15 +617,20 @@ impl DataNode {
     /// Whether this node will make room itself (split a kid, or add a
     /// level at the root).
     fn can_grow(&self) -> bool {
-        self.is_root() || self.kids.len() < self.limits.kids_limit as usize
+        self.is_root()
+            || (self.kids.len() < self.limits.kids_limit as usize
+                && self.kids.values().any(|k| k.summary.n_kids > 1))
     }
 
-    fn spawn_leaf(&mut self, ctx: &mut Ctx<'_, DsMsg>, iv: Interval, add: AddLeaf) {
-        let key = loop {
-            let k = distzero_key(ctx, iv);
-            if !self.kids.values().any(|kid| kid.summary.interval.start == k) {
-                break k;
-            }
+    /// Spawns a leaf for `add`; gives it back when no key is free.
+    fn spawn_leaf(&mut self, ctx: &mut Ctx<'_, DsMsg>, iv: Interval, add: AddLeaf) -> Option<AddLeaf> {
+        // Keys are re-drawn on collision (DistZero), a bounded number of times.
+        let free = (0..64)
+            .map(|_| distzero_key(ctx, iv))
+            .find(|k| !self.kids.values().any(|kid| kid.summary.interval.start == *k));
+        let Some(key) = free else {
+            if std::env::var_os("DZ_DATASETS_DEBUG").is_some() { eprintln!("{} no key in {iv:?}: {}", ctx.me(), self.debug_line()); }
+            return Some(add);
         };
         let cfg = DataConfig {
             height: 0,
@@ -591,7 +642,7 @@ impl DataNode {
         };
         let Some(leaf) = spawn_data(ctx, &cfg) else {
             ctx.count("spawn_ids_exhausted", 1);
-            return;
+            return Some(add);
         };
         self.kids.insert(leaf, new_kid(0, Interval::key(key)));
         ctx.count("leaves_added", 1);
@@ -605,6 +656,7 @@ impl DataNode {
         );
         self.mark_dirty(ctx);
         self.assert_valid();
+        None
     }
 }
 

@@ -197,9 +197,16 @@ impl DataNode {
         let Some(op) = self.op else { return };
         let done = match op {
             Op::Split { old, new } if new == from => {
-                if !reported.is_empty()
-                    && let Some(o) = self.kids.get_mut(&old)
-                {
+                if reported.is_empty() {
+                    // The old kid had nothing to hand over: fold the new one back.
+                    if let Some(start) = self.kids.get(&old).map(|o| o.summary.interval.start) {
+                        self.kids.remove(&new);
+                        self.link.send(ctx, new, Body::MergeInto { into: old });
+                        self.op = Some(Op::Merge { into: old, start });
+                        ctx.count("empty_splits", 1);
+                        return;
+                    }
+                } else if let Some(o) = self.kids.get_mut(&old) {
                     o.summary.interval.stop = reported.start;
                 }
                 true

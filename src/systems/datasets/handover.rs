@@ -29,10 +29,19 @@ impl DataNode {
         let iv = self.interval.unwrap_or_default();
         let mut order: Vec<NodeId> = self.kids.keys().copied().collect();
         order.sort_by_key(|id| self.kids[id].summary.interval.start);
-        let right = order.split_off(order.len() / 2);
-        let mid = right
-            .first()
-            .map_or(iv.stop, |id| self.kids[id].summary.interval.start);
+        let (mid, right) = if order.len() >= 2 {
+            let right = order.split_off(order.len() / 2);
+            (self.kids[&right[0]].summary.interval.start, right)
+        } else if self.height == 1 && iv.stop - iv.start >= 2 {
+            // Too few leaves to halve (some left meanwhile): halve the keys.
+            let mid = iv.start + (iv.stop - iv.start) / 2;
+            order.retain(|id| self.kids[id].summary.interval.start >= mid);
+            (mid, order)
+        } else {
+            // Nothing to hand over: the new node reports an empty interval
+            // and its parent merges it back at once.
+            (iv.stop, Vec::new())
+        };
         self.hand_kids(ctx, new, Interval::new(mid, iv.stop), right, 0);
         self.interval = Some(Interval::new(iv.start, mid));
         self.mergeable = None;

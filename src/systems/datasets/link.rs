@@ -220,14 +220,16 @@ impl Link {
         }
     }
 
-    /// Stops retransmitting to `to` and returns what it had not
-    /// acknowledged (a kid leaving an old parent re-sends some of it to the
-    /// new one).
+    /// Takes back what `to` has not acknowledged (a kid leaving an old
+    /// parent re-sends some of it to the new one). Each message still goes
+    /// as `Cancelled`, so later messages to `to` are not held behind a gap.
     pub fn forget(&mut self, to: NodeId) -> Vec<Body> {
         match self.out.get_mut(&to) {
-            Some(out) => std::mem::take(&mut out.unacked)
-                .into_values()
-                .map(|p| p.body)
+            Some(out) => out
+                .unacked
+                .values_mut()
+                .map(|p| std::mem::replace(&mut p.body, Body::Cancelled))
+                .filter(|b| *b != Body::Cancelled)
                 .collect(),
             None => Vec::new(),
         }

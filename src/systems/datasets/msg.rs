@@ -80,6 +80,9 @@ pub enum Body {
     Adopt(Adoption),
     /// From the kid's old parent: your parent is now `parent`.
     NewParent { parent: NodeId, moves: u32 },
+    /// Stands in for a message its sender took back (see `Link::forget`),
+    /// so the receiver's sequence has no hole.
+    Cancelled,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,6 +106,7 @@ const KINDS: &[&str] = &[
     "GiveKidsTo",
     "Adopt",
     "NewParent",
+    "Cancelled",
     "Ack",
 ];
 
@@ -122,6 +126,7 @@ impl Body {
             Body::GiveKidsTo { .. } => 10,
             Body::Adopt(_) => 11,
             Body::NewParent { .. } => 12,
+            Body::Cancelled => 13,
         }
     }
 }
