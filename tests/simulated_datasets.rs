@@ -142,15 +142,51 @@ fn on(kind: &str, loss: f64, duplicate: f64, reorder: f64) -> MessageFaults {
 fn the_sum_is_6_at_every_output_under_each_of_distzeros_fault_settings() {
     let settings: Vec<(&str, u64, MessageFaults)> = vec![
         ("no faults", 1, MessageFaults::default()),
-        ("drop 2% of increments, seed a", 11, on("KidSummary", 0.02, 0.0, 0.0)),
-        ("drop 2% of increments, seed b", 12, on("KidSummary", 0.02, 0.0, 0.0)),
-        ("drop 2% of increments, seed c", 13, on("KidSummary", 0.02, 0.0, 0.0)),
-        ("drop 2% of increments, seed d", 14, on("KidSummary", 0.02, 0.0, 0.0)),
-        ("drop 2% of increments, seed e", 15, on("KidSummary", 0.02, 0.0, 0.0)),
-        ("drop 2% of increments, seed f", 16, on("KidSummary", 0.02, 0.0, 0.0)),
-        ("drop 2% of increments, seed g", 17, on("KidSummary", 0.02, 0.0, 0.0)),
-        ("duplicate 27% of increments", 1, on("KidSummary", 0.0, 0.27, 0.0)),
-        ("reorder 27% of increments", 1, on("KidSummary", 0.0, 0.0, 0.27)),
+        (
+            "drop 2% of increments, seed a",
+            11,
+            on("KidSummary", 0.02, 0.0, 0.0),
+        ),
+        (
+            "drop 2% of increments, seed b",
+            12,
+            on("KidSummary", 0.02, 0.0, 0.0),
+        ),
+        (
+            "drop 2% of increments, seed c",
+            13,
+            on("KidSummary", 0.02, 0.0, 0.0),
+        ),
+        (
+            "drop 2% of increments, seed d",
+            14,
+            on("KidSummary", 0.02, 0.0, 0.0),
+        ),
+        (
+            "drop 2% of increments, seed e",
+            15,
+            on("KidSummary", 0.02, 0.0, 0.0),
+        ),
+        (
+            "drop 2% of increments, seed f",
+            16,
+            on("KidSummary", 0.02, 0.0, 0.0),
+        ),
+        (
+            "drop 2% of increments, seed g",
+            17,
+            on("KidSummary", 0.02, 0.0, 0.0),
+        ),
+        (
+            "duplicate 27% of increments",
+            1,
+            on("KidSummary", 0.0, 0.27, 0.0),
+        ),
+        (
+            "reorder 27% of increments",
+            1,
+            on("KidSummary", 0.0, 0.0, 0.27),
+        ),
         ("drop 40% of inputs", 8, on("InputAction", 0.4, 0.0, 0.0)),
         ("drop 40% of outputs", 8, on("OutputAction", 0.4, 0.0, 0.0)),
     ];
@@ -160,7 +196,10 @@ fn the_sum_is_6_at_every_output_under_each_of_distzeros_fault_settings() {
         let (v, sim, layout) = sum_with(seed, faults);
         assert_eq!(check_settled(&v, 6, 2), Ok(()), "{name}: {v:?}");
         assert_eq!(v.outputs, vec![6, 6], "{name}");
-        let user = sim.node(layout.user).and_then(DatasetNode::as_user).unwrap();
+        let user = sim
+            .node(layout.user)
+            .and_then(DatasetNode::as_user)
+            .unwrap();
         let stats = user.link_stats();
         assert_eq!(
             stats.sent_messages, stats.acknowledged_messages,
@@ -303,7 +342,11 @@ fn dz(tmp: &Path) -> Command {
 fn dz_datasets_run_writes_results_and_plots_and_refuses_bad_scripts_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let script = tmp.path().join("s.txt");
-    std::fs::write(&script, "at 0s add a b\nat 1s input a +2\nat 1s input b 4\nend 20s\n").unwrap();
+    std::fs::write(
+        &script,
+        "at 0s add a b\nat 1s input a +2\nat 1s input b 4\nend 20s\n",
+    )
+    .unwrap();
     let out = tmp.path().join("out");
     let ok = dz(tmp.path())
         .args(["datasets", "run", "--kids-limit", "3", "--script"])
@@ -313,12 +356,22 @@ fn dz_datasets_run_writes_results_and_plots_and_refuses_bad_scripts_in_one_line(
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{text}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(text.contains("expected total 6"), "{text}");
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["final"]["root_total"], 6);
-    for f in ["height.svg", "nodes.svg", "leaves.svg", "totals.svg", "tree.svg"] {
+    for f in [
+        "height.svg",
+        "nodes.svg",
+        "leaves.svg",
+        "totals.svg",
+        "tree.svg",
+    ] {
         let svg = std::fs::read_to_string(out.join(f)).unwrap();
         assert!(svg.starts_with("<svg") || svg.contains("<svg"), "{f}");
     }
@@ -331,7 +384,10 @@ fn dz_datasets_run_writes_results_and_plots_and_refuses_bad_scripts_in_one_line(
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("s.txt:2: \"lots\" is not a whole number"), "{err}");
+    assert!(
+        err.contains("s.txt:2: \"lots\" is not a whole number"),
+        "{err}"
+    );
     let local = dz(tmp.path())
         .args(["datasets", "run", "--mode", "local", "--leaves", "3"])
         .output()

@@ -181,7 +181,11 @@ pub fn view(sim: &Simulation<DatasetNode>, layout: &Layout, strict: bool) -> Tre
         outputs: layout
             .outputs
             .iter()
-            .map(|&o| sim.node(o).and_then(DatasetNode::as_output).map_or(0, |o| o.total()))
+            .map(|&o| {
+                sim.node(o)
+                    .and_then(DatasetNode::as_output)
+                    .map_or(0, |o| o.total())
+            })
             .collect(),
         ..Default::default()
     };

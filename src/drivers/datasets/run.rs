@@ -84,7 +84,9 @@ pub fn run(
     let mut next_sample = Duration::ZERO;
     loop {
         let next_fault = faults.peek().map(|f| f.0);
-        let at = next_fault.map_or(next_sample, |f| f.min(next_sample)).min(script.end);
+        let at = next_fault
+            .map_or(next_sample, |f| f.min(next_sample))
+            .min(script.end);
         sim.run_until(at);
         while let Some((_, f)) = faults.next_if(|f| f.0 <= at) {
             sim.apply(f)?;
@@ -107,36 +109,6 @@ pub fn run(
         }
     }
     let end = view(&sim, &layout, true);
-    if std::env::var_os("DZ_DATASETS_DEBUG").is_some() {
-        let u = sim.node(layout.user).and_then(DatasetNode::as_user).unwrap();
-        eprintln!("user knows {} leaves", u.known_leaves());
-        let mut orphans = 0;
-        for i in 0..sim.node_count() as u32 {
-            if let Some(d) = sim.node(crate::node::NodeId(i)).and_then(DatasetNode::as_data)
-                && let Some(p) = d.parent()
-            {
-                let held = sim.node(p).and_then(DatasetNode::as_data).is_some_and(|pd| pd.kids().any(|(k, _)| k.0 == i));
-                if !held {
-                    orphans += 1;
-                    if orphans < 5 {
-                        eprintln!("orphan n{i}: {} ; parent n{}: {:?}", d.debug_line(), p.0, sim.node(p).and_then(DatasetNode::as_data).map(|x| x.debug_line()));
-                    }
-                }
-            }
-        }
-        eprintln!("{orphans} orphans");
-        for c in ["link_gave_up", "leaves_added", "extra_leaves", "unexpected_messages", "empty_splits", "splits", "merges", "spawn_refused"] {
-            let n: u64 = (0..sim.node_count() as u32).map(|i| sim.metrics(crate::node::NodeId(i)).counter(c)).sum();
-            eprintln!("{c}: {n}");
-        }
-        for i in 0..sim.node_count() as u32 {
-            if let Some(d) = sim.node(crate::node::NodeId(i)).and_then(DatasetNode::as_data)
-                && (d.queued_adds() > 0 || d.op().is_some() || !d.is_leaf())
-            {
-                eprintln!("n{i}: {}", d.debug_line());
-            }
-        }
-    }
     if failure.is_none() {
         failure = check_settled(&end, expected_total, expected_leaves).err();
     }
@@ -170,9 +142,21 @@ pub fn write_outputs(out: &Path, r: &RunResult, sim: &Simulation<DatasetNode>) -
         points: r.samples.iter().map(|s| (s.t_s, f(s))).collect(),
     };
     let charts: [(&str, &str, Vec<Series>); 4] = [
-        ("height", "height", vec![series("height", &|s| s.height as f64)]),
-        ("nodes", "data nodes", vec![series("nodes", &|s| s.nodes as f64)]),
-        ("leaves", "leaves", vec![series("leaves", &|s| s.leaves as f64)]),
+        (
+            "height",
+            "height",
+            vec![series("height", &|s| s.height as f64)],
+        ),
+        (
+            "nodes",
+            "data nodes",
+            vec![series("nodes", &|s| s.nodes as f64)],
+        ),
+        (
+            "leaves",
+            "leaves",
+            vec![series("leaves", &|s| s.leaves as f64)],
+        ),
         (
             "totals",
             "total",

@@ -89,7 +89,9 @@ impl Script {
                         if !live.insert(n.to_string()) {
                             return Err(bad(format!("leaf {n:?} is already there")));
                         }
-                        step(Action::AddLeaf { name: n.to_string() });
+                        step(Action::AddLeaf {
+                            name: n.to_string(),
+                        });
                     }
                 }
                 "remove" => {
@@ -97,7 +99,9 @@ impl Script {
                         if !live.remove(*n) {
                             return Err(bad(format!("leaf {n:?} is not there")));
                         }
-                        step(Action::RemoveLeaf { name: n.to_string() });
+                        step(Action::RemoveLeaf {
+                            name: n.to_string(),
+                        });
                     }
                 }
                 "input" => {
@@ -135,9 +139,17 @@ impl Script {
                         .and_then(|n| n.parse::<u32>().ok())
                         .filter(|&n| (n as usize) < machines)
                         .ok_or_else(|| {
-                            bad(format!("{m:?} is not a data machine (m0 to m{})", machines - 1))
+                            bad(format!(
+                                "{m:?} is not a data machine (m0 to m{})",
+                                machines - 1
+                            ))
                         })?;
-                    s.faults.push((at, Fault::Isolate { machine: MachineId(m) }));
+                    s.faults.push((
+                        at,
+                        Fault::Isolate {
+                            machine: MachineId(m),
+                        },
+                    ));
                 }
                 "heal" if args.is_empty() => s.faults.push((at, Fault::Heal { machine: None })),
                 other => {
@@ -148,12 +160,17 @@ impl Script {
             }
         }
         let last_step = s.steps.last().map(|st| Duration::from_millis(st.at_ms));
-        let latest = last_step.into_iter().chain(s.faults.iter().map(|f| f.0)).max();
+        let latest = last_step
+            .into_iter()
+            .chain(s.faults.iter().map(|f| f.0))
+            .max();
         if s.end == Duration::ZERO {
             // Time to settle after the last command.
             s.end = latest.unwrap_or_default() + Duration::from_secs(30);
         } else if latest.is_some_and(|l| l > s.end) {
-            return Err(Error::input(format!("{file}: `end` comes before the last command")));
+            return Err(Error::input(format!(
+                "{file}: `end` comes before the last command"
+            )));
         }
         Ok(s)
     }
@@ -177,7 +194,10 @@ fn parse_faults(args: &[&str]) -> std::result::Result<MessageFaults, String> {
         let (k, v) = a
             .split_once('=')
             .ok_or_else(|| format!("{a:?} is not key=value"))?;
-        let num = || v.parse::<f64>().map_err(|_| format!("{v:?} is not a number"));
+        let num = || {
+            v.parse::<f64>()
+                .map_err(|_| format!("{v:?} is not a number"))
+        };
         match k {
             "loss" | "drop" => f.loss = num()?,
             "duplicate" => f.duplicate = num()?,
@@ -256,11 +276,20 @@ mod tests {
     fn a_bad_line_is_named() {
         for (text, want) in [
             ("at 1s input a 2", "t:1: leaf \"a\" is not there"),
-            ("at 0s add a\nat 1s input a two", "t:2: \"two\" is not a whole number"),
+            (
+                "at 0s add a\nat 1s input a two",
+                "t:2: \"two\" is not a whole number",
+            ),
             ("at 2s add a\nat 1s add b", "t:2: time 1s is before"),
-            ("at 0s add a\nat 0s add a", "t:2: leaf \"a\" is already there"),
+            (
+                "at 0s add a\nat 0s add a",
+                "t:2: leaf \"a\" is already there",
+            ),
             ("at 0s faults loss=2", "t:1: fault rate loss=2"),
-            ("at 0s faults kinds=Nope loss=0.1", "t:1: fault filter names unknown"),
+            (
+                "at 0s faults kinds=Nope loss=0.1",
+                "t:1: fault filter names unknown",
+            ),
             ("at 0s isolate m7", "t:1: \"m7\" is not a data machine"),
             ("at 0s jump", "t:1: unknown command \"jump\""),
             ("at soon add a", "t:1: \"soon\" is not a duration"),

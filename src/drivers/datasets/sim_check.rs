@@ -117,9 +117,21 @@ fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Fault)> {
         Fault::Messages {
             machine: None,
             faults: MessageFaults {
-                loss: if f.drop { rng.random_range(0.0..0.25) } else { 0.0 },
-                duplicate: if f.duplicate { rng.random_range(0.0..0.25) } else { 0.0 },
-                reorder: if f.reorder { rng.random_range(0.0..0.3) } else { 0.0 },
+                loss: if f.drop {
+                    rng.random_range(0.0..0.25)
+                } else {
+                    0.0
+                },
+                duplicate: if f.duplicate {
+                    rng.random_range(0.0..0.25)
+                } else {
+                    0.0
+                },
+                reorder: if f.reorder {
+                    rng.random_range(0.0..0.3)
+                } else {
+                    0.0
+                },
                 reorder_ms: Some(rng.random_range(20.0..600.0)),
                 ..Default::default()
             },
@@ -131,7 +143,10 @@ fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Fault)> {
         let m = MachineId(rng.random_range(0..opts.machines as u32));
         let back = (t + rng.random_range(0.3..2.0)).min(end);
         out.push((Duration::from_secs_f64(t), Fault::Isolate { machine: m }));
-        out.push((Duration::from_secs_f64(back), Fault::Heal { machine: Some(m) }));
+        out.push((
+            Duration::from_secs_f64(back),
+            Fault::Heal { machine: Some(m) },
+        ));
         t = back + rng.random_range(0.5..3.0);
     }
     out.push((opts.load, Fault::Heal { machine: None }));
@@ -182,7 +197,9 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
         let v = view(&sim, &layout, false);
         peak_height = peak_height.max(v.height);
         if failure.is_none() {
-            failure = check_running(&v).err().map(|e| format!("at {:.1} s: {e}", t.as_secs_f64()));
+            failure = check_running(&v)
+                .err()
+                .map(|e| format!("at {:.1} s: {e}", t.as_secs_f64()));
         }
     }
     if let Some(why) = sim.halted() {

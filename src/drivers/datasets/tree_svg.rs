@@ -25,7 +25,10 @@ fn rows(sim: &Simulation<DatasetNode>) -> Vec<Vec<(NodeId, Option<usize>, usize)
             let Some(d) = sim.node(*id).and_then(DatasetNode::as_data) else {
                 continue;
             };
-            let mut kids: Vec<_> = d.kids().map(|(k, kid)| (kid.summary.interval.start, k)).collect();
+            let mut kids: Vec<_> = d
+                .kids()
+                .map(|(k, kid)| (kid.summary.interval.start, k))
+                .collect();
             kids.sort();
             for (_, k) in kids {
                 if next.len() < MAX_PER_ROW {

@@ -506,10 +506,7 @@ impl DataNode {
         self.dirty = true;
         if !self.summary_armed {
             self.summary_armed = true;
-            ctx.set_timer(
-                Duration::from_millis(self.limits.summary_ms),
-                TIMER_SUMMARY,
-            );
+            ctx.set_timer(Duration::from_millis(self.limits.summary_ms), TIMER_SUMMARY);
         }
     }
 
@@ -562,12 +559,8 @@ impl DataNode {
             }
             return;
         }
-        let Some(iv) = self.interval else {
-            if std::env::var_os("DZ_DATASETS_DEBUG").is_some() { eprintln!("{} adds waiting without interval: {}", ctx.me(), self.debug_line()); }
-            return;
-        };
+        let Some(iv) = self.interval else { return };
         if self.height == 0 {
-            if std::env::var_os("DZ_DATASETS_DEBUG").is_some() { eprintln!("{} leaf got add: {}", ctx.me(), self.debug_line()); }
             return;
         }
         while let Some(add) = self.adds.pop_front() {
@@ -607,8 +600,15 @@ impl DataNode {
         let cap = self.limits.kid_capacity(self.height);
         self.kids
             .iter()
+            // A kid taking a merged sibling's kids gets no leaves meanwhile.
+            .filter(|(id, _)| !matches!(self.op, Some(Op::Merge { into, .. }) if into == **id))
             .filter(|(_, k)| k.reported && !k.summary.interval.is_empty())
-            .map(|(id, k)| (cap.saturating_sub(k.summary.size.saturating_add(k.extra)), *id))
+            .map(|(id, k)| {
+                (
+                    cap.saturating_sub(k.summary.size.saturating_add(k.extra)),
+                    *id,
+                )
+            })
             .filter(|(room, _)| *room > 0)
             .max_by_key(|(room, id)| (*room, std::cmp::Reverse(*id)))
             .map(|(_, id)| id)
@@ -623,13 +623,21 @@ impl DataNode {
     }
 
     /// Spawns a leaf for `add`; gives it back when no key is free.
-    fn spawn_leaf(&mut self, ctx: &mut Ctx<'_, DsMsg>, iv: Interval, add: AddLeaf) -> Option<AddLeaf> {
+    fn spawn_leaf(
+        &mut self,
+        ctx: &mut Ctx<'_, DsMsg>,
+        iv: Interval,
+        add: AddLeaf,
+    ) -> Option<AddLeaf> {
         // Keys are re-drawn on collision (DistZero), a bounded number of times.
-        let free = (0..64)
-            .map(|_| distzero_key(ctx, iv))
-            .find(|k| !self.kids.values().any(|kid| kid.summary.interval.start == *k));
+        let free = (0..64).map(|_| distzero_key(ctx, iv)).find(|k| {
+            !self
+                .kids
+                .values()
+                .any(|kid| kid.summary.interval.start == *k)
+        });
         let Some(key) = free else {
-            if std::env::var_os("DZ_DATASETS_DEBUG").is_some() { eprintln!("{} no key in {iv:?}: {}", ctx.me(), self.debug_line()); }
+            ctx.count("no_free_key", 1);
             return Some(add);
         };
         let cfg = DataConfig {

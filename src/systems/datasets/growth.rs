@@ -18,10 +18,7 @@ impl DataNode {
     pub(super) fn arm_monitor(&mut self, ctx: &mut Ctx<'_, DsMsg>) {
         if self.height >= 2 && !self.monitor_armed && self.successor.is_none() {
             self.monitor_armed = true;
-            ctx.set_timer(
-                Duration::from_millis(self.limits.monitor_ms),
-                TIMER_MONITOR,
-            );
+            ctx.set_timer(Duration::from_millis(self.limits.monitor_ms), TIMER_MONITOR);
         }
     }
 
@@ -102,10 +99,8 @@ impl DataNode {
             return false;
         };
         let stop = self.kids[&old].summary.interval.stop;
-        self.kids.insert(
-            new,
-            new_kid(self.height - 1, Interval::new(stop, stop)),
-        );
+        self.kids
+            .insert(new, new_kid(self.height - 1, Interval::new(stop, stop)));
         self.link.send(ctx, old, Body::SplitTo { new });
         self.op = Some(Op::Split { old, new });
         self.mergeable = None;
@@ -158,12 +153,18 @@ impl DataNode {
         let best = order
             .windows(2)
             .filter(|w| {
-                let (a, b) = (&self.kids[&w[0]].summary, &self.kids[&w[1]].summary);
-                a.n_kids <= most && b.n_kids <= most && a.n_kids + b.n_kids <= self.limits.kids_limit
+                let (ka, kb) = (&self.kids[&w[0]], &self.kids[&w[1]]);
+                let (a, b) = (&ka.summary, &kb.summary);
+                // No leaf on its way to either: they hold what they said.
+                ka.extra == 0
+                    && kb.extra == 0
+                    && a.n_kids <= most
+                    && b.n_kids <= most
+                    && a.n_kids + b.n_kids <= self.limits.kids_limit
             })
             .min_by_key(|w| self.kids[&w[0]].summary.n_kids + self.kids[&w[1]].summary.n_kids)
             .map(|w| (w[0], w[1]));
-        let Some(pair) = best else {
+        let Some(pair) = best.filter(|_| self.adds.is_empty()) else {
             self.mergeable = None;
             return;
         };

@@ -215,7 +215,9 @@ impl Link {
         }
         if let Some(oldest) = oldest {
             self.retransmit_armed = true;
-            let wait = (oldest + after).saturating_sub(now).max(Duration::from_millis(1));
+            let wait = (oldest + after)
+                .saturating_sub(now)
+                .max(Duration::from_millis(1));
             ctx.set_timer(wait, TIMER_RETRANSMIT);
         }
     }
@@ -276,7 +278,10 @@ mod tests {
     }
 
     fn bare() -> Step<Bare> {
-        Step::new(NodeId(1), Bare(Link::new(LinkConfig::default()), Vec::new()))
+        Step::new(
+            NodeId(1),
+            Bare(Link::new(LinkConfig::default()), Vec::new()),
+        )
     }
 
     fn data(seq: u64, amount: i64) -> DsMsg {
@@ -308,10 +313,20 @@ mod tests {
         let mut s = bare();
         let start = s.start();
         assert_eq!(start.sends.len(), 2);
-        assert!(matches!(start.timers[0], TimerCmd::Set { tag: TIMER_RETRANSMIT, .. }));
+        assert!(matches!(
+            start.timers[0],
+            TimerCmd::Set {
+                tag: TIMER_RETRANSMIT,
+                ..
+            }
+        ));
         s.advance(Duration::from_millis(2000));
         let again = s.timer(TimerId(0), TIMER_RETRANSMIT);
-        assert_eq!(again.sends.len(), 2, "both unacknowledged messages go again");
+        assert_eq!(
+            again.sends.len(),
+            2,
+            "both unacknowledged messages go again"
+        );
         s.message(NodeId(9), DsMsg::Ack { next: 1 });
         s.advance(Duration::from_millis(2000));
         let again = s.timer(TimerId(1), TIMER_RETRANSMIT);
@@ -320,6 +335,9 @@ mod tests {
         assert!(s.node.0.drained());
         s.advance(Duration::from_millis(2000));
         let idle = s.timer(TimerId(2), TIMER_RETRANSMIT);
-        assert!(idle.sends.is_empty() && idle.timers.is_empty(), "an idle link sets no timer");
+        assert!(
+            idle.sends.is_empty() && idle.timers.is_empty(),
+            "an idle link sets no timer"
+        );
     }
 }

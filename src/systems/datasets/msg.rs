@@ -57,14 +57,21 @@ pub struct AddLeaf {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Body {
     /// A user's number, to a leaf.
-    InputAction { amount: i64 },
+    InputAction {
+        amount: i64,
+    },
     /// Kid to parent (DistZero's increments and kid summaries in one).
     KidSummary(Summary),
     /// The root's running total, to an output.
-    OutputAction { total: i64 },
+    OutputAction {
+        total: i64,
+    },
     AddLeaf(AddLeaf),
     /// A height-1 node to the user: this is your leaf.
-    LeafAdded { name: String, leaf: NodeId },
+    LeafAdded {
+        name: String,
+        leaf: NodeId,
+    },
     /// The user to a leaf: leave the dataset.
     Leave,
     /// A leaving leaf to its parent, with its final summary.
@@ -72,14 +79,23 @@ pub enum Body {
     /// The parent took the goodbye: the leaf may stop.
     Released,
     /// Parent to kid: hand your right half of kids to `new`.
-    SplitTo { new: NodeId },
+    SplitTo {
+        new: NodeId,
+    },
     /// Parent to kid: hand all your kids to your right sibling and stop.
-    MergeInto { into: NodeId },
+    MergeInto {
+        into: NodeId,
+    },
     /// The root to its only kid: hand me all your kids and stop.
-    GiveKidsTo { to: NodeId },
+    GiveKidsTo {
+        to: NodeId,
+    },
     Adopt(Adoption),
     /// From the kid's old parent: your parent is now `parent`.
-    NewParent { parent: NodeId, moves: u32 },
+    NewParent {
+        parent: NodeId,
+        moves: u32,
+    },
     /// Stands in for a message its sender took back (see `Link::forget`),
     /// so the receiver's sequence has no hole.
     Cancelled,
@@ -87,9 +103,14 @@ pub enum Body {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum DsMsg {
-    Data { seq: u64, body: Body },
+    Data {
+        seq: u64,
+        body: Body,
+    },
     /// Everything below `next` arrived.
-    Ack { next: u64 },
+    Ack {
+        next: u64,
+    },
 }
 
 const KINDS: &[&str] = &[

@@ -54,7 +54,11 @@ impl UserConfig {
         let mut last = 0;
         for (i, s) in self.steps.iter().enumerate() {
             if s.at_ms < last {
-                return Err(format!("step {} at {} ms is before the one before it", i + 1, s.at_ms));
+                return Err(format!(
+                    "step {} at {} ms is before the one before it",
+                    i + 1,
+                    s.at_ms
+                ));
             }
             last = s.at_ms;
             match &s.action {
@@ -62,10 +66,16 @@ impl UserConfig {
                     return Err(format!("step {}: leaf {name:?} is added twice", i + 1));
                 }
                 Action::Input { name, .. } if !live.contains(name) => {
-                    return Err(format!("step {}: input to leaf {name:?}, which is not there", i + 1));
+                    return Err(format!(
+                        "step {}: input to leaf {name:?}, which is not there",
+                        i + 1
+                    ));
                 }
                 Action::RemoveLeaf { name } if !live.remove(name) => {
-                    return Err(format!("step {}: removes leaf {name:?}, which is not there", i + 1));
+                    return Err(format!(
+                        "step {}: removes leaf {name:?}, which is not there",
+                        i + 1
+                    ));
                 }
                 _ => {}
             }
