@@ -27,7 +27,8 @@ impl DataNode {
         let cap = self.limits.kid_capacity(self.height);
         self.kids
             .values()
-            .map(|k| cap.saturating_sub(k.summary.size))
+            // A kid that sent a leaf back counts as full until it reports.
+            .map(|k| cap.saturating_sub(k.summary.size.saturating_add(k.extra)))
             .sum()
     }
 
@@ -76,14 +77,19 @@ impl DataNode {
         ids
     }
 
-    /// Splits the kid with the most kids (ties: the later one); false if
+    /// Splits the kid with the most kids (ties: the widest); false if
     /// no kid has two.
     fn split_fullest_kid(&mut self, ctx: &mut Ctx<'_, DsMsg>) -> bool {
         let Some(old) = self
             .kids_in_order()
             .into_iter()
             .filter(|id| self.kids[id].summary.n_kids > 1)
-            .max_by_key(|id| self.kids[id].summary.n_kids)
+            // Ties go to the widest interval: always splitting the same end
+            // would halve its keys away.
+            .max_by_key(|id| {
+                let s = &self.kids[id].summary;
+                (s.n_kids, s.interval.stop - s.interval.start)
+            })
         else {
             return false;
         };
