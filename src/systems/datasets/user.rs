@@ -157,14 +157,14 @@ impl User {
             }
             Action::Input { name, amount } => {
                 self.sent_total += amount;
-                self.to_leaf(ctx, &name, Body::InputAction { amount });
+                self.send_to_leaf(ctx, &name, Body::InputAction { amount });
             }
-            Action::RemoveLeaf { name } => self.to_leaf(ctx, &name, Body::Leave),
+            Action::RemoveLeaf { name } => self.send_to_leaf(ctx, &name, Body::Leave),
         }
     }
 
     /// Sends to a leaf, or keeps it until the leaf's node is known.
-    fn to_leaf(&mut self, ctx: &mut Ctx<'_, DsMsg>, name: &str, body: Body) {
+    fn send_to_leaf(&mut self, ctx: &mut Ctx<'_, DsMsg>, name: &str, body: Body) {
         let leaf = self.leaves.entry(name.to_string()).or_default();
         match leaf.id {
             Some(id) => self.link.send(ctx, id, body),
