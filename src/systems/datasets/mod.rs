@@ -13,6 +13,7 @@ pub mod data;
 pub mod growth;
 pub mod handover;
 pub mod interval;
+pub mod leaves;
 pub mod link;
 pub mod msg;
 pub mod user;
