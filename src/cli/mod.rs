@@ -10,6 +10,7 @@ mod clean;
 mod clocks;
 pub(crate) mod cluster;
 mod consistency;
+mod datasets;
 mod demo;
 #[cfg(feature = "virtual")]
 mod image;
@@ -85,6 +86,10 @@ enum Command {
     /// resource, merged by its resolution matrix.
     #[command(subcommand)]
     Cheops(cheops::Command),
+    /// DistZero's self-scaling datasets: trees of nodes that spawn, split,
+    /// merge and aggregate inputs exactly; run a script or many seeds.
+    #[command(subcommand)]
+    Datasets(datasets::Command),
     /// The agent every real machine runs (started by `dz cluster up`).
     Machine(machine::Args),
     /// Removes leftovers of any run: processes, containers, networks.
@@ -171,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kv(a) => kv::run(&settings, a),
         Command::KvBench(a) => kv_bench::run_cmd(&settings, a),
         Command::Cheops(c) => cheops::run(&settings, c),
+        Command::Datasets(c) => datasets::run(&settings, c),
         Command::Clean(a) => clean::run(&settings, a),
         Command::View(a) => view::run(&settings, a),
         #[cfg(feature = "virtual")]

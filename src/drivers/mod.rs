@@ -5,6 +5,7 @@
 pub mod cheops;
 pub mod clocks;
 pub mod consistency;
+pub mod datasets;
 pub mod kv;
 pub mod seeds;
 pub mod simulate;

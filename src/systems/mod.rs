@@ -6,6 +6,7 @@ pub mod blast;
 pub mod cheops;
 pub mod clocks;
 pub mod consistency;
+pub mod datasets;
 pub mod kv;
 pub mod pingpong;
 pub mod probe;
@@ -52,6 +53,7 @@ registry! {
     consistency::Consistency,
     cheops::Cheops,
     spawner::Spawner,
+    datasets::Datasets,
 }
 
 /// Builds every node of `roster` once and drops it, so that a spec its

@@ -1,0 +1,215 @@
+//! `dz datasets`: DistZero's self-scaling datasets. `run` plays a script
+//! (or grows a tree to `--leaves` and back) in the simulator and writes
+//! results.json and SVG plots; `sim-check` runs many seeds under faults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::seed_args::{Pooled, SeedArgs};
+use crate::drivers::datasets::run::{run as run_script, write_outputs};
+use crate::drivers::datasets::script::{Script, grow_and_shrink};
+use crate::drivers::datasets::sim_check::{DEFAULT_FAULTS, SimCheckOptions, run_many};
+use crate::drivers::datasets::{Setup, input_err};
+use crate::drivers::kv::sim_check::Faults;
+use crate::error::Error;
+use crate::node::Mode;
+use crate::settings::Settings;
+use crate::systems::datasets::data::Limits;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Plays a script (leaves added and removed, input actions, faults)
+    /// or grows a tree to --leaves and back, printing height, leaves,
+    /// nodes and totals over time; writes results.json and SVG plots.
+    Run(RunArgs),
+    /// Many seeded datasets under leaf churn and faults, each checked for
+    /// exact totals and a valid tree.
+    SimCheck(SimCheckArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[arg(long, value_enum, default_value_t = Mode::Simulated)]
+    mode: Mode,
+    /// Most kids a node has [DistZero's default: 200].
+    #[arg(long, default_value_t = Limits::default().kids_limit)]
+    kids_limit: u32,
+    /// Spare leaf capacity at which a node grows [default: 0 with a
+    /// script or --leaves under 1000, as DistZero's tests had it; else 5].
+    #[arg(long)]
+    trigger: Option<u64>,
+    /// The script to play (see docs/datasets.md).
+    #[arg(long, conflicts_with = "leaves", required_unless_present = "leaves")]
+    script: Option<PathBuf>,
+    /// Instead of a script: add this many leaves, send one number from
+    /// each, remove them all.
+    #[arg(long)]
+    leaves: Option<usize>,
+    /// Time between leaves added or removed with --leaves.
+    #[arg(long, value_parser = super::duration_arg, default_value = "1s")]
+    every: Duration,
+    /// Machines the data nodes spread over.
+    #[arg(long, default_value_t = 3)]
+    machines: usize,
+    #[arg(long, default_value_t = 2)]
+    outputs: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Time between the printed samples [default: a fortieth of the run].
+    #[arg(long, value_parser = super::duration_arg)]
+    sample: Option<Duration>,
+    /// Where results.json and the plots go [default: <tmp>/datasets/run].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct SimCheckArgs {
+    #[command(flatten)]
+    pool: SeedArgs,
+    /// Faults to inject, comma-separated: partition, drop, duplicate, reorder, none.
+    #[arg(long, default_value = DEFAULT_FAULTS, value_parser = Faults::parse)]
+    faults: Faults,
+    /// Seconds of leaf churn and inputs under faults per seed.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Most leaves at once.
+    #[arg(long, default_value_t = 30)]
+    max_leaves: usize,
+}
+
+pub fn run(settings: &Settings, c: Command) -> anyhow::Result<()> {
+    match c {
+        Command::Run(a) => run_cmd(settings, a),
+        Command::SimCheck(a) => sim_check(a),
+    }
+}
+
+fn run_cmd(settings: &Settings, a: RunArgs) -> anyhow::Result<()> {
+    if a.mode != Mode::Simulated {
+        return Err(Error::input(format!(
+            "datasets run --mode {} is not yet available: real machines do not spawn nodes yet",
+            a.mode
+        ))
+        .into());
+    }
+    if a.machines == 0 {
+        return Err(Error::input("--machines must be at least 1").into());
+    }
+    let script = match (&a.script, a.leaves) {
+        (Some(path), _) => Script::read(path, a.machines)?,
+        (None, Some(0)) | (None, None) => {
+            return Err(Error::input("--leaves must be at least 1").into());
+        }
+        (None, Some(n)) => grow_and_shrink(n, a.every, Duration::from_secs(30)),
+    };
+    let limits = Limits {
+        kids_limit: a.kids_limit,
+        trigger: a
+            .trigger
+            .unwrap_or(if a.leaves.unwrap_or(0) < 1000 { 0 } else { 5 }),
+        ..Limits::default()
+    };
+    limits.validate().map_err(input_err)?;
+    let setup = Setup {
+        limits,
+        machines: a.machines,
+        outputs: a.outputs,
+        ..Setup::default()
+    };
+    let every = a
+        .sample
+        .unwrap_or_else(|| (script.end / 40).max(Duration::from_millis(100)));
+    let out = a
+        .out
+        .unwrap_or_else(|| super::default_out(settings, &["datasets", "run"]));
+    println!(
+        "{:>9} {:>6} {:>8} {:>8} {:>12} {:>12}  outputs",
+        "time", "height", "leaves", "nodes", "sent", "root"
+    );
+    let (r, sim) = run_script(a.seed, &setup, &script, every, &mut |s| {
+        let outs: Vec<String> = s.outputs.iter().map(|t| t.to_string()).collect();
+        println!(
+            "{:>8.1}s {:>6} {:>8} {:>8} {:>12} {:>12}  {}",
+            s.t_s,
+            s.height,
+            s.leaves,
+            s.nodes,
+            s.sent_total,
+            s.root_total,
+            outs.join(",")
+        );
+    })?;
+    write_outputs(&out, &r, &sim)?;
+    println!(
+        "peak height {}, peak nodes {}; expected total {} with {} leaves left; trace hash {}; {:.1} s simulated in {:.2} s",
+        r.peak_height,
+        r.peak_nodes,
+        r.expected_total,
+        r.expected_leaves,
+        r.trace_hash,
+        r.simulated_s,
+        r.wall_s
+    );
+    println!("wrote {}", out.display());
+    match &r.failure {
+        None => {
+            println!("ok: a valid tree, and the exact total at the root and every output");
+            Ok(())
+        }
+        Some(why) => anyhow::bail!("seed {}: {why}", a.seed),
+    }
+}
+
+fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
+    let opts = SimCheckOptions {
+        faults: a.faults,
+        load: Duration::from_secs(a.seconds),
+        max_leaves: a.max_leaves,
+        ..Default::default()
+    };
+    opts.validate()?;
+    let Pooled {
+        results,
+        wall_s,
+        threads,
+    } = a
+        .pool
+        .run(|seeds, threads, progress| run_many(seeds, threads, &opts, progress))?;
+    let failed: Vec<_> = results.iter().filter(|r| r.failure.is_some()).collect();
+    let leaves: usize = results.iter().map(|r| r.leaves_added).sum();
+    let inputs: usize = results.iter().map(|r| r.inputs).sum();
+    let retrans: u64 = results.iter().map(|r| r.retransmissions).sum();
+    let tallest = results.iter().map(|r| r.peak_height).max().unwrap_or(0);
+    println!(
+        "{} seeds, faults {}: {leaves} leaves added, {inputs} input actions, {retrans} retransmissions, trees up to height {tallest}; {} seeds failed",
+        results.len(),
+        a.faults.names(),
+        failed.len()
+    );
+    println!("{wall_s:.1} s on {threads} threads");
+    if let Some(r) = results.first().filter(|_| results.len() == 1) {
+        println!(
+            "seed {}: kids limit {}, trace hash {}",
+            r.seed, r.kids_limit, r.trace_hash
+        );
+    }
+    let flags = format!(
+        "--faults {} --seconds {} --max-leaves {}",
+        a.faults.names(),
+        a.seconds,
+        a.max_leaves
+    );
+    for r in &failed {
+        println!(
+            "FAILED seed {}: {}",
+            r.seed,
+            r.failure.as_deref().unwrap_or_default()
+        );
+        println!("  replay: dz datasets sim-check --seed {} {flags}", r.seed);
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{} of {} seeds failed", failed.len(), results.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! `dz datasets sim-check`: many seeded datasets under random leaf churn,
+//! message loss, duplication, reordering and partitions, then healed; each
+//! must end with a valid tree and the exact total at the root and every
+//! output, and no node invariant may break on the way.
+
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use rand::RngExt;
+use serde::Serialize;
+
+use super::script::Script;
+use super::{Setup, check_running, check_settled, view};
+use crate::drivers::kv::sim_check::Faults;
+use crate::drivers::seeds::run_seeds;
+use crate::error::{Error, Result};
+use crate::net::{Fault, MessageFaults};
+use crate::node::MachineId;
+use crate::rng::stream;
+use crate::sim::SimConfig;
+use crate::systems::datasets::data::Limits;
+use crate::systems::datasets::user::{Action, Step};
+
+/// The faults a dataset sim-check injects by default. Crashes are not
+/// among them: data nodes hold their state in memory, as DistZero's did.
+pub const DEFAULT_FAULTS: &str = "partition,drop,duplicate,reorder";
+
+#[derive(Clone, Debug)]
+pub struct SimCheckOptions {
+    pub faults: Faults,
+    /// Leaf churn and inputs under faults.
+    pub load: Duration,
+    /// Healed, to settle (merges, absorbs and retransmissions take seconds).
+    pub settle: Duration,
+    pub machines: usize,
+    /// Most leaves at once.
+    pub max_leaves: usize,
+}
+
+impl Default for SimCheckOptions {
+    fn default() -> Self {
+        SimCheckOptions {
+            faults: Faults::parse(DEFAULT_FAULTS).expect("the default faults parse"),
+            load: Duration::from_secs(15),
+            settle: Duration::from_secs(60),
+            machines: 3,
+            max_leaves: 30,
+        }
+    }
+}
+
+impl SimCheckOptions {
+    pub fn validate(&self) -> Result<()> {
+        if self.faults.crash || self.faults.disk {
+            return Err(Error::input(
+                "datasets sim-check injects partition, drop, duplicate and reorder; data nodes keep \
+                 their state in memory, so crash and disk faults are not survived",
+            ));
+        }
+        if self.machines == 0 || self.max_leaves == 0 || self.load.is_zero() {
+            return Err(Error::input("need machines, leaves and load time above 0"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub failure: Option<String>,
+    pub kids_limit: u32,
+    pub leaves_added: usize,
+    pub inputs: usize,
+    pub peak_height: u32,
+    pub retransmissions: u64,
+    pub trace_hash: String,
+}
+
+/// The seed's leaf churn: leaves come and go, each sending numbers.
+pub fn churn(seed: u64, opts: &SimCheckOptions) -> Vec<Step> {
+    let mut rng = stream(seed, "datasets-churn", 0);
+    let mut live: Vec<String> = Vec::new();
+    let mut steps = Vec::new();
+    let (mut t, end) = (0u64, opts.load.as_millis() as u64);
+    let mut n = 0;
+    while t < end {
+        let r: f64 = rng.random();
+        let action = if live.is_empty() || (r < 0.4 && live.len() < opts.max_leaves) {
+            n += 1;
+            live.push(format!("l{n}"));
+            Action::AddLeaf {
+                name: format!("l{n}"),
+            }
+        } else if r < 0.55 {
+            let name = live.swap_remove(rng.random_range(0..live.len()));
+            Action::RemoveLeaf { name }
+        } else {
+            Action::Input {
+                name: live[rng.random_range(0..live.len())].clone(),
+                amount: rng.random_range(-5..=20),
+            }
+        };
+        steps.push(Step { at_ms: t, action });
+        t += rng.random_range(10..300);
+    }
+    steps
+}
+
+/// Message faults from the start, and partitions of one data machine
+/// (0.3 to 2 s each) during the load; everything healed at its end.
+fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Fault)> {
+    let mut rng = stream(seed, "datasets-faults", 0);
+    let f = opts.faults;
+    let mut out = vec![(
+        Duration::ZERO,
+        Fault::Messages {
+            machine: None,
+            faults: MessageFaults {
+                loss: if f.drop {
+                    rng.random_range(0.0..0.25)
+                } else {
+                    0.0
+                },
+                duplicate: if f.duplicate {
+                    rng.random_range(0.0..0.25)
+                } else {
+                    0.0
+                },
+                reorder: if f.reorder {
+                    rng.random_range(0.0..0.3)
+                } else {
+                    0.0
+                },
+                reorder_ms: Some(rng.random_range(20.0..600.0)),
+                ..Default::default()
+            },
+        },
+    )];
+    let end = opts.load.as_secs_f64();
+    let mut t = rng.random_range(0.2..2.0);
+    while f.partition && t < end {
+        let m = MachineId(rng.random_range(0..opts.machines as u32));
+        let back = (t + rng.random_range(0.3..2.0)).min(end);
+        out.push((Duration::from_secs_f64(t), Fault::Isolate { machine: m }));
+        out.push((
+            Duration::from_secs_f64(back),
+            Fault::Heal { machine: Some(m) },
+        ));
+        t = back + rng.random_range(0.5..3.0);
+    }
+    out.push((opts.load, Fault::Heal { machine: None }));
+    out.push((
+        opts.load,
+        Fault::Messages {
+            machine: None,
+            faults: MessageFaults::default(),
+        },
+    ));
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
+    let mut rng = stream(seed, "datasets-shape", 0);
+    let kids_limit = rng.random_range(3..=5);
+    let steps = churn(seed, opts);
+    let script = Script {
+        steps: steps.clone(),
+        faults: schedule(seed, opts),
+        end: opts.load + opts.settle,
+    };
+    let setup = Setup {
+        limits: Limits {
+            kids_limit,
+            trigger: 0,
+            ..Limits::default()
+        },
+        machines: opts.machines,
+        steps,
+        ..Setup::default()
+    };
+    let layout = setup.layout();
+    let mut sim = setup.build(SimConfig::new(seed))?;
+    let mut failure = None;
+    let mut peak_height = 0;
+    // Node invariants are checked every half second of the run.
+    let mut faults = script.faults.iter().peekable();
+    let mut t = Duration::ZERO;
+    while t < script.end {
+        t = (t + Duration::from_millis(500)).min(script.end);
+        while let Some((at, f)) = faults.next_if(|f| f.0 <= t) {
+            sim.run_until(*at);
+            sim.apply(f)?;
+        }
+        sim.run_until(t);
+        let v = view(&sim, &layout, false);
+        peak_height = peak_height.max(v.height);
+        if failure.is_none() {
+            failure = check_running(&v)
+                .err()
+                .map(|e| format!("at {:.1} s: {e}", t.as_secs_f64()));
+        }
+    }
+    if let Some(why) = sim.halted() {
+        failure.get_or_insert_with(|| why.to_string());
+    }
+    let (expected, leaves) = script.outcome();
+    let end = view(&sim, &layout, true);
+    if failure.is_none() {
+        failure = check_settled(&end, expected, leaves).err();
+    }
+    let mut retransmissions = 0;
+    for i in 0..sim.node_count() as u32 {
+        if let Some(d) = sim.node(crate::node::NodeId(i)).and_then(|n| n.as_data()) {
+            retransmissions += d.link_stats().n_retransmissions;
+        }
+    }
+    let count = |f: fn(&Action) -> bool| script.steps.iter().filter(|s| f(&s.action)).count();
+    Ok(SeedResult {
+        seed,
+        failure,
+        kids_limit,
+        leaves_added: count(|a| matches!(a, Action::AddLeaf { .. })),
+        inputs: count(|a| matches!(a, Action::Input { .. })),
+        peak_height,
+        retransmissions,
+        trace_hash: format!("{:016x}", sim.trace_hash()),
+    })
+}
+
+/// One seed; a panic is that seed's failure, not the end of the check.
+pub fn run_seed(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
+    match catch_unwind(AssertUnwindSafe(|| run_checked(seed, opts))) {
+        Ok(r) => r,
+        Err(p) => {
+            let why = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            Ok(SeedResult {
+                seed,
+                failure: Some(format!("panicked: {why}")),
+                kids_limit: 0,
+                leaves_added: 0,
+                inputs: 0,
+                peak_height: 0,
+                retransmissions: 0,
+                trace_hash: String::new(),
+            })
+        }
+    }
+}
+
+pub fn run_many(
+    seeds: Range<u64>,
+    threads: usize,
+    opts: &SimCheckOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<SeedResult>> {
+    run_seeds(seeds, threads, &|seed| run_seed(seed, opts), progress)
+}

@@ -1,0 +1,163 @@
+//! `datasets`: DistZero's self-scaling datasets. A dataset is a tree of
+//! data nodes: leaves (height 0, one per input) under managers that own
+//! key intervals. It grows by splitting kids and adding levels as leaves
+//! arrive, shrinks by merging kids and absorbing a lone one as they leave,
+//! and aggregates the leaves' input actions exactly up to the outputs over
+//! reliable links, whatever the network drops, duplicates or reorders.
+//!
+//! Roles: `data` (the root is the roster's; every other data node is
+//! spawned by the tree), `user` (plays a script of leaves and inputs) and
+//! `output` (holds the root's running total). See `docs/datasets.md`.
+
+pub mod data;
+pub mod growth;
+pub mod handover;
+pub mod interval;
+pub mod leaves;
+pub mod link;
+pub mod msg;
+pub mod user;
+
+use std::sync::Arc;
+
+use super::{NodeSpec, Roster, System, check_role};
+use crate::error::{Error, Result};
+use crate::node::{Ctx, Node, NodeId, TimerId};
+use data::{DataConfig, DataNode};
+use msg::DsMsg;
+use user::{Output, User, UserConfig};
+
+pub enum DatasetNode {
+    Data(Box<DataNode>),
+    User(Box<User>),
+    Output(Output),
+}
+
+impl DatasetNode {
+    pub fn as_data(&self) -> Option<&DataNode> {
+        match self {
+            DatasetNode::Data(d) => Some(d),
+            _ => None,
+        }
+    }
+    pub fn as_user(&self) -> Option<&User> {
+        match self {
+            DatasetNode::User(u) => Some(u),
+            _ => None,
+        }
+    }
+    pub fn as_output(&self) -> Option<&Output> {
+        match self {
+            DatasetNode::Output(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Builds a node from its role and config (also what spawns use).
+    pub fn from_role(name: &str, role: &str, config: &serde_json::Value) -> Result<Self> {
+        let bad = |e: String| Error::input(format!("node {name:?}: {e}"));
+        match role {
+            "data" => {
+                let cfg: DataConfig = from_value(name, config)?;
+                cfg.limits.validate().map_err(bad)?;
+                if cfg.parent.is_none() && cfg.height < 2 {
+                    return Err(bad("a dataset's root has height 2 or more".into()));
+                }
+                Ok(DatasetNode::Data(Box::new(DataNode::new(cfg))))
+            }
+            "user" => {
+                let cfg: UserConfig = from_value(name, config)?;
+                cfg.validate().map_err(bad)?;
+                Ok(DatasetNode::User(Box::new(User::new(cfg))))
+            }
+            "output" => {
+                let cfg: OutputConfig = from_value(name, config)?;
+                Ok(DatasetNode::Output(Output::new(cfg.link)))
+            }
+            other => Err(bad(format!("datasets has no role {other:?}"))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    pub link: link::LinkConfig,
+}
+
+fn from_value<T: serde::de::DeserializeOwned + Default>(
+    name: &str,
+    v: &serde_json::Value,
+) -> Result<T> {
+    if v.is_null() {
+        return Ok(T::default());
+    }
+    T::deserialize(v).map_err(|e| Error::input(format!("node {name:?}: bad datasets config: {e}")))
+}
+
+impl Node for DatasetNode {
+    type Msg = DsMsg;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, DsMsg>) {
+        match self {
+            DatasetNode::Data(d) => d.on_start(ctx),
+            DatasetNode::User(u) => u.on_start(ctx),
+            DatasetNode::Output(_) => {}
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) {
+        match self {
+            DatasetNode::Data(d) => d.on_message(ctx, from, msg),
+            DatasetNode::User(u) => u.on_message(ctx, from, msg),
+            DatasetNode::Output(o) => o.on_message(ctx, from, msg),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, DsMsg>, _timer: TimerId, tag: u64) {
+        match self {
+            DatasetNode::Data(d) => d.on_timer(ctx, tag),
+            DatasetNode::User(u) => u.on_timer(ctx, tag),
+            DatasetNode::Output(o) => o.on_timer(ctx, tag),
+        }
+    }
+
+    fn query(&self, query: &str) -> Option<serde_json::Value> {
+        if query != "status" {
+            return None;
+        }
+        Some(match self {
+            DatasetNode::Data(d) => serde_json::json!({
+                "height": d.height(),
+                "parent": d.parent(),
+                "interval": d.interval(),
+                "total": d.total(),
+                "size": d.size(),
+                "kids": d.kids().map(|(id, _)| id).collect::<Vec<_>>(),
+                "link": d.link_stats(),
+            }),
+            DatasetNode::User(u) => serde_json::json!({
+                "sent_total": u.sent_total(),
+                "known_leaves": u.known_leaves(),
+                "link": u.link_stats(),
+            }),
+            DatasetNode::Output(o) => serde_json::json!({
+                "total": o.total(),
+                "updates": o.updates(),
+            }),
+        })
+    }
+}
+
+pub struct Datasets;
+
+impl System for Datasets {
+    const NAME: &'static str = "datasets";
+    const ROLES: &'static [&'static str] = &["data", "user", "output"];
+    type Node = DatasetNode;
+
+    fn build(spec: &NodeSpec, _roster: &Arc<Roster>) -> Result<DatasetNode> {
+        check_role::<Self>(spec)?;
+        DatasetNode::from_role(&spec.name, &spec.role, &spec.config)
+    }
+}
