@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::real::{dz_ok, dz_run};
+use common::spawn::{NodeLine, children_everywhere, parse_status, status_json};
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -18,69 +18,10 @@ fn alive(pid: u32) -> bool {
             .contains(") Z ")
 }
 
-/// One node line of `cluster status`, under its machine.
-#[derive(Debug)]
-struct NodeLine {
-    machine: String,
-    id: u64,
-    role: String,
-    spawned: bool,
-    exited: bool,
-    text: String,
-}
-
-/// The node lines, and each machine's transport counters.
-fn parse_status(out: &str) -> (Vec<NodeLine>, BTreeMap<String, BTreeMap<String, u64>>) {
-    let (mut nodes, mut counters) = (Vec::new(), BTreeMap::new());
-    let mut machine = String::new();
-    for line in out.lines() {
-        if let Some(rest) = line.strip_prefix("  m") {
-            machine = format!("m{}", rest.split_whitespace().next().unwrap());
-        } else if let Some(rest) = line.strip_prefix("    transport: ") {
-            let m: &mut BTreeMap<String, u64> = counters.entry(machine.clone()).or_default();
-            for pair in rest.split(", ") {
-                let (k, v) = pair.rsplit_once(' ').unwrap();
-                m.insert(k.to_string(), v.parse().unwrap());
-            }
-        } else if let Some(rest) = line.strip_prefix("    n") {
-            let mut words = rest.split_whitespace();
-            let id = words.next().unwrap().parse().unwrap();
-            let role = words.next().unwrap().to_string();
-            nodes.push(NodeLine {
-                machine: machine.clone(),
-                id,
-                role,
-                spawned: line.contains("  spawned  "),
-                exited: line.ends_with("exited"),
-                text: line.to_string(),
-            });
-        }
-    }
-    (nodes, counters)
-}
-
 #[test]
 fn local_nodes_spawn_children_on_every_machine_and_exited_ones_are_gone() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = r#"{"children": 6, "exit_every": 2, "start_after_ms": 300, "round_ms": 800}"#;
-    let out = dz_ok(
-        tmp.path(),
-        &[
-            "cluster",
-            "up",
-            "--mode",
-            "local",
-            "--machines",
-            "3",
-            "--system",
-            "spawner",
-            "--name",
-            "sp",
-            "--config",
-            config,
-        ],
-    );
-    assert!(out.contains("3 machines running spawner"), "{out}");
+    children_everywhere(tmp.path(), "local", "sp");
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("sp/cluster.json")).unwrap())
             .unwrap();
@@ -91,83 +32,12 @@ fn local_nodes_spawn_children_on_every_machine_and_exited_ones_are_gone() {
         .map(|m| m["pid"].as_u64().unwrap() as u32)
         .collect();
 
-    // Both rounds done: every parent heard 6 hellos, 6 pongs, then 3.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let out = dz_ok(tmp.path(), &["cluster", "status", "sp"]);
-        let done = out.matches(r#""hellos":6,"pongs":[6,3]"#).count() == 3;
-        if done || Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    let (nodes, counters) = parse_status(&status);
-    let parents: Vec<&NodeLine> = nodes.iter().filter(|n| n.role == "parent").collect();
-    assert_eq!(parents.len(), 3, "{status}");
-    for p in &parents {
-        assert!(!p.spawned, "{}", p.text);
-        assert!(p.text.contains(r#""hellos":6,"pongs":[6,3]"#), "{status}");
-        assert!(p.text.contains(r#""refused":0"#), "{status}");
-    }
-    let children: Vec<&NodeLine> = nodes.iter().filter(|n| n.role == "child").collect();
-    assert_eq!(children.len(), 18, "{status}");
-    assert!(children.iter().all(|c| c.spawned), "{status}");
-    // Ids are unique and outside the controller's range.
-    let mut ids: Vec<u64> = children.iter().map(|c| c.id).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 18);
-    assert!(ids[0] >= 1 << 24, "{ids:?}");
-    // Every machine got children, and still runs some.
-    for m in ["m0", "m1", "m2"] {
-        let here: Vec<_> = children.iter().filter(|c| c.machine == m).collect();
-        assert!(
-            here.iter().any(|c| !c.exited),
-            "no running child on {m}: {status}"
-        );
-        assert!(
-            here.len() >= 3,
-            "least loaded should spread children: {status}"
-        );
-    }
-    let exited: Vec<_> = children.iter().filter(|c| c.exited).collect();
-    assert_eq!(exited.len(), 9, "{status}");
-    for c in children.iter().filter(|c| !c.exited) {
-        assert!(c.text.contains(r#""pings":2"#), "{}", c.text);
-    }
-    // The second round's pings to the 9 exited children were dropped and counted.
-    let total = |k: &str| counters.values().filter_map(|m| m.get(k)).sum::<u64>();
-    assert_eq!(total("no_such_node"), 9, "{status}");
-    assert_eq!(total("spawned"), 18, "{status}");
-    assert_eq!(total("exited"), 9, "{status}");
-
-    // The logs name the spawned nodes.
-    let logs: String = ["m0", "m1", "m2"]
-        .iter()
-        .map(|m| std::fs::read_to_string(tmp.path().join(format!("sp/{m}.json.log"))).unwrap())
-        .collect();
-    for id in &ids {
-        assert!(
-            logs.lines()
-                .any(|l| l.contains("spawned node started")
-                    && l.contains(&format!("\"node_id\":{id}"))),
-            "no start logged for {id}"
-        );
-    }
-
     let (code, _, err) = dz_run(tmp.path(), &["cluster", "down", "sp"]);
     assert_eq!(code, Some(0), "{err}");
     std::thread::sleep(Duration::from_millis(200));
     for pid in pids {
         assert!(!alive(pid), "pid {pid} survived `down`");
     }
-}
-
-/// The JSON status a node line ends with.
-fn status_json(line: &str) -> serde_json::Value {
-    line.find('{')
-        .and_then(|i| serde_json::from_str(&line[i..]).ok())
-        .unwrap_or_default()
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod agent;
 #[cfg(all(feature = "cloud", feature = "virtual"))]
 pub mod cloud;
 pub mod real;
+pub mod spawn;
 
 use std::time::Duration;
 
