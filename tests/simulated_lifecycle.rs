@@ -158,7 +158,7 @@ fn sim(seed: u64, machines: u32) -> Simulation<Tester> {
 #[test]
 fn simulated_spawned_nodes_start_late_spread_out_and_exit() {
     let mut s = sim(1, 3);
-    let parent = s.add_node(MachineId(0), || Tester::default());
+    let parent = s.add_node(MachineId(0), Tester::default);
     s.run_until(Duration::from_millis(200));
     let p = s.node(parent).unwrap();
     assert_eq!(
@@ -195,7 +195,7 @@ fn simulated_spawned_nodes_start_late_spread_out_and_exit() {
     );
     // Deterministic.
     let mut again = sim(1, 3);
-    again.add_node(MachineId(0), || Tester::default());
+    again.add_node(MachineId(0), Tester::default);
     again.run_until(Duration::from_millis(200));
     assert_eq!(s.trace_hash(), again.trace_hash());
 }

@@ -69,7 +69,7 @@ enum Command {
     /// CloudScope's consistency lab: replicas with eventual, stentor, Raft,
     /// tag, federated or floated consistency; stale reads, forks, visibility.
     #[command(subcommand)]
-    Consistency(consistency::Command),
+    Consistency(Box<consistency::Command>),
     /// Measures the simulator on a workload.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -169,7 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(&settings, a),
         Command::Simulate(a) => simulate::run(&settings, a),
         Command::Clocks(a) => clocks::run(&settings, a),
-        Command::Consistency(c) => consistency::run(&settings, c),
+        Command::Consistency(c) => consistency::run(&settings, *c),
         Command::Bench(c) => bench::run(&settings, c),
         Command::Cluster(c) => cluster::run(&settings, c),
         Command::Machine(a) => machine::run(&settings, a),

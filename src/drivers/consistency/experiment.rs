@@ -172,7 +172,7 @@ pub fn simulate(exp: &Experiment, progress: &mut dyn FnMut(f64)) -> Result<RunOu
         }
         ctl.deploy(placement).await?;
         let wall = Instant::now();
-        ctl.run(exp.sim_time(), &faults, |f| progress(f)).await?;
+        ctl.run(exp.sim_time(), &faults, &mut *progress).await?;
         let wall = wall.elapsed();
         let events = ctl.backend().sim().stats().events;
         collect(&mut ctl, t.nodes.len(), wall, events).await

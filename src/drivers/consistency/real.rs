@@ -76,7 +76,7 @@ pub async fn run(
             })
             .collect();
         let left = (exp.sim_time() + offset).saturating_sub(already);
-        ctl.run(left, &rest, |f| progress(f)).await?;
+        ctl.run(left, &rest, &mut *progress).await?;
         // Let the last messages land before reading the records.
         ctl.run_for(std::time::Duration::from_millis(300)).await?;
         collect(&mut ctl, t.nodes.len(), wall.elapsed(), 0).await

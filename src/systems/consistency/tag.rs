@@ -56,7 +56,7 @@ impl Tag {
     pub fn start(&mut self, _c: &mut Common, _ctx: &mut Ctx<'_, Msg>) {}
 
     fn majority(c: &Common) -> usize {
-        (c.peers.same.len() + 1) / 2 + 1
+        c.peers.same.len().div_ceil(2) + 1
     }
 
     pub fn access(&mut self, c: &mut Common, ctx: &mut Ctx<'_, Msg>, object: u32, write: bool) {

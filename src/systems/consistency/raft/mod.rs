@@ -164,7 +164,7 @@ impl Raft {
     }
 
     fn majority(&self, c: &Common) -> usize {
-        (c.peers.quorum.len() + 1) / 2 + 1
+        c.peers.quorum.len().div_ceil(2) + 1
     }
 
     fn start_election(&mut self, c: &mut Common, ctx: &mut Ctx<'_, Msg>) {
