@@ -396,3 +396,27 @@ fn dz_datasets_run_writes_results_and_plots_and_refuses_bad_scripts_in_one_line(
     assert_eq!(local.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&local.stderr).contains("not yet available"));
 }
+
+#[test]
+fn the_example_script_of_the_docs_ends_with_the_exact_total() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/datasets/sum.script");
+    let out = tmp.path().join("out");
+    let run = dz(tmp.path())
+        .args(["datasets", "run", "--kids-limit", "3", "--script", script])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    // +2 +1 from a (which then leaves) and +3 from b, 40 % of inputs lost for a while.
+    assert_eq!(results["final"]["root_total"], 6, "{text}");
+    assert!(results["failure"].is_null(), "{}", results["failure"]);
+}
