@@ -3,8 +3,8 @@
 //! user; the tree spawns its data nodes on the machines itself. The driver
 //! sees the tree only as the controller does: every machine's report and
 //! each node's status JSON, walked as in simulation. The run ends once
-//! the script is played and the tree stayed settled for a while (or at the
-//! script's end), then the cluster is taken down.
+//! the script is played and the tree stayed settled for a while (or a
+//! grace period after the script's end), then the cluster is taken down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -143,6 +143,10 @@ fn placement(setup: &Setup) -> Result<(Vec<MachineSpec>, Placement)> {
     Ok((machines, placement))
 }
 
+/// Real machines may be slower than the simulator: a run that has not
+/// settled by the script's end gets this much longer before it is checked.
+pub const GRACE: Duration = Duration::from_secs(60);
+
 /// How long the tree must stay the same, valid and exact, once the script
 /// is played, before the run ends early: no merge or absorb is pending.
 fn settle_window(setup: &Setup) -> Duration {
@@ -219,6 +223,7 @@ async fn play(
         .map_or(Duration::ZERO, |s| Duration::from_millis(s.at_ms));
     let last_fault = script.faults.last().map_or(Duration::ZERO, |f| f.0);
     let window = settle_window(setup);
+    let deadline = script.end + GRACE;
     let mut faults = script.faults.iter().peekable();
     let mut seen: Vec<BTreeSet<NodeId>> = vec![BTreeSet::new(); r.machines.len()];
     let mut next_sample = Duration::ZERO;
@@ -229,7 +234,7 @@ async fn play(
         while let Some((_, f)) = faults.next_if(|f| f.0 <= now) {
             ctl.inject(f).await?;
         }
-        if now >= next_sample || now >= script.end {
+        if now >= next_sample || now >= deadline {
             let o = observe(ctl).await;
             if r.failure.is_none() {
                 r.failure = o.failed.first().cloned();
@@ -267,7 +272,7 @@ async fn play(
                 _ => None,
             };
             let stayed = settled.is_some_and(|(since, _)| now >= since + window);
-            if stayed || now >= script.end {
+            if stayed || now >= deadline {
                 if r.failure.is_none() {
                     r.failure = check_settled(&end, r.expected_total, r.expected_leaves).err();
                 }
@@ -276,7 +281,7 @@ async fn play(
                 return Ok(());
             }
         }
-        let mut until = next_sample.min(script.end);
+        let mut until = next_sample.min(deadline);
         if let Some(f) = faults.peek() {
             until = until.min(f.0);
         }
