@@ -389,12 +389,13 @@ fn dz_datasets_run_writes_results_and_plots_and_refuses_bad_scripts_in_one_line(
         err.contains("s.txt:2: \"lots\" is not a whole number"),
         "{err}"
     );
-    let local = dz(tmp.path())
-        .args(["datasets", "run", "--mode", "local", "--leaves", "3"])
+    // Real modes are tests/local_datasets.rs and tests/virtual_datasets.rs.
+    let cloud = dz(tmp.path())
+        .args(["datasets", "run", "--mode", "cloud", "--leaves", "3"])
         .output()
         .unwrap();
-    assert_eq!(local.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&local.stderr).contains("not yet available"));
+    assert_eq!(cloud.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&cloud.stderr).contains("not available"));
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! `dz datasets`: DistZero's self-scaling datasets. `run` plays a script
-//! (or grows a tree to `--leaves` and back) in the simulator and writes
-//! results.json and SVG plots; `sim-check` runs many seeds under faults.
+//! (or grows a tree to `--leaves` and back) in the simulator or on a fresh
+//! cluster (local processes, Docker containers) and writes results.json
+//! and SVG plots; `sim-check` runs many seeds under faults.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::seed_args::{Pooled, SeedArgs};
-use crate::drivers::datasets::run::{run as run_script, write_outputs};
+use crate::drivers::datasets::real;
+use crate::drivers::datasets::run::{Sample, run as run_script, write_outputs};
 use crate::drivers::datasets::script::{Script, grow_and_shrink};
 use crate::drivers::datasets::sim_check::{DEFAULT_FAULTS, SimCheckOptions, run_many};
 use crate::drivers::datasets::{Setup, input_err};
@@ -48,6 +50,10 @@ pub struct RunArgs {
     /// Time between leaves added or removed with --leaves.
     #[arg(long, value_parser = super::duration_arg, default_value = "1s")]
     every: Duration,
+    /// With --leaves: time between the last leaf added and the inputs, and
+    /// between the inputs and the first leaf removed.
+    #[arg(long, value_parser = super::duration_arg, default_value = "30s")]
+    settle: Duration,
     /// Machines the data nodes spread over.
     #[arg(long, default_value_t = 3)]
     machines: usize,
@@ -61,6 +67,9 @@ pub struct RunArgs {
     /// Where results.json and the plots go [default: <tmp>/datasets/run].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Local and virtual modes: the cluster's name [default: a fresh one].
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -86,22 +95,33 @@ pub fn run(settings: &Settings, c: Command) -> anyhow::Result<()> {
 }
 
 fn run_cmd(settings: &Settings, a: RunArgs) -> anyhow::Result<()> {
-    if a.mode != Mode::Simulated {
-        return Err(Error::input(format!(
-            "datasets run --mode {} is not yet available: real machines do not spawn nodes yet",
-            a.mode
-        ))
+    if a.mode == Mode::Cloud {
+        return Err(Error::input(
+            "datasets run --mode cloud is not available; use local or virtual",
+        )
         .into());
     }
     if a.machines == 0 {
         return Err(Error::input("--machines must be at least 1").into());
+    }
+    // Real modes: the cluster's name, checked before anything runs.
+    let name = match (a.mode, &a.name) {
+        (Mode::Simulated, _) => None,
+        (_, Some(n)) => Some(n.clone()),
+        (_, None) => Some(format!(
+            "datasets-{}",
+            &crate::backends::cluster::new_name()[2..]
+        )),
+    };
+    if let Some(n) = &name {
+        crate::backends::state::check_name(n)?;
     }
     let script = match (&a.script, a.leaves) {
         (Some(path), _) => Script::read(path, a.machines)?,
         (None, Some(0)) | (None, None) => {
             return Err(Error::input("--leaves must be at least 1").into());
         }
-        (None, Some(n)) => grow_and_shrink(n, a.every, Duration::from_secs(30)),
+        (None, Some(n)) => grow_and_shrink(n, a.every, a.settle),
     };
     let limits = Limits {
         kids_limit: a.kids_limit,
@@ -127,19 +147,10 @@ fn run_cmd(settings: &Settings, a: RunArgs) -> anyhow::Result<()> {
         "{:>9} {:>6} {:>8} {:>8} {:>12} {:>12}  outputs",
         "time", "height", "leaves", "nodes", "sent", "root"
     );
-    let (r, sim) = run_script(a.seed, &setup, &script, every, &mut |s| {
-        let outs: Vec<String> = s.outputs.iter().map(|t| t.to_string()).collect();
-        println!(
-            "{:>8.1}s {:>6} {:>8} {:>8} {:>12} {:>12}  {}",
-            s.t_s,
-            s.height,
-            s.leaves,
-            s.nodes,
-            s.sent_total,
-            s.root_total,
-            outs.join(",")
-        );
-    })?;
+    if let Some(name) = name {
+        return run_real(settings, &setup, &script, a.mode, &name, every, &out);
+    }
+    let (r, sim) = run_script(a.seed, &setup, &script, every, &mut print_sample)?;
     write_outputs(&out, &r, &sim)?;
     println!(
         "peak height {}, peak nodes {}; expected total {} with {} leaves left; trace hash {}; {:.1} s simulated in {:.2} s",
@@ -158,6 +169,68 @@ fn run_cmd(settings: &Settings, a: RunArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(why) => anyhow::bail!("seed {}: {why}", a.seed),
+    }
+}
+
+/// One progress line.
+fn print_sample(s: &Sample) {
+    let outs: Vec<String> = s.outputs.iter().map(|t| t.to_string()).collect();
+    println!(
+        "{:>8.1}s {:>6} {:>8} {:>8} {:>12} {:>12}  {}",
+        s.t_s,
+        s.height,
+        s.leaves,
+        s.nodes,
+        s.sent_total,
+        s.root_total,
+        outs.join(",")
+    );
+}
+
+/// `run --mode local|virtual`: a fresh cluster, taken down at the end.
+fn run_real(
+    settings: &Settings,
+    setup: &Setup,
+    script: &Script,
+    mode: Mode,
+    name: &str,
+    every: Duration,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let binary = super::cluster::binary()?;
+    let r = super::runtime::block_local(real::run(
+        settings,
+        setup,
+        script,
+        mode,
+        name,
+        &binary,
+        every,
+        &mut print_sample,
+    ))?;
+    real::write_outputs(out, &r)?;
+    let spread: Vec<String> = r
+        .machines
+        .iter()
+        .map(|m| format!("{} {}", m.machine, m.data_nodes))
+        .collect();
+    println!(
+        "peak height {}, peak nodes {}; expected total {} with {} leaves left; data nodes per machine: {}; {:.1} s",
+        r.peak_height,
+        r.peak_nodes,
+        r.expected_total,
+        r.expected_leaves,
+        spread.join(", "),
+        r.wall_s
+    );
+    println!("cluster {name} ({mode}) is down");
+    println!("wrote {}", out.display());
+    match &r.failure {
+        None => {
+            println!("ok: a valid tree, and the exact total at the root and every output");
+            Ok(())
+        }
+        Some(why) => anyhow::bail!("{mode} run: {why}"),
     }
 }
 

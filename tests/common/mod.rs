@@ -5,6 +5,7 @@
 pub mod agent;
 #[cfg(all(feature = "cloud", feature = "virtual"))]
 pub mod cloud;
+pub mod datasets;
 pub mod real;
 pub mod spawn;
 

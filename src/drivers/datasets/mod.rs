@@ -2,6 +2,7 @@
 //! user playing a script; views of the tree as it stands; the checks (exact
 //! totals, a valid tree); `run` (`dz datasets run`), `sim_check`.
 
+pub mod real;
 pub mod run;
 pub mod script;
 pub mod sim_check;
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::net::ClockSkew;
 use crate::node::{MachineId, NodeId};
 use crate::sim::{SimConfig, Simulation};
-use crate::systems::datasets::data::{DataConfig, Limits};
+use crate::systems::datasets::data::{DataConfig, DataNode, Limits};
 use crate::systems::datasets::interval::Interval;
 use crate::systems::datasets::link::LinkConfig;
 use crate::systems::datasets::user::{Step, UserConfig};
@@ -172,58 +173,103 @@ pub struct TreeView {
     pub problem: Option<String>,
 }
 
+/// What walking the tree needs of one data node: read from the
+/// simulation, or from the node's status JSON on real machines.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+pub struct NodeFacts {
+    pub height: u32,
+    pub parent: Option<NodeId>,
+    pub total: i64,
+    pub kids: Vec<NodeId>,
+    /// Merged away or released.
+    pub done: bool,
+    /// A structural change is under way.
+    pub changing: bool,
+    /// The node's own invariants, broken.
+    pub problem: Option<String>,
+}
+
+impl NodeFacts {
+    pub fn of(d: &DataNode) -> NodeFacts {
+        NodeFacts {
+            height: d.height(),
+            parent: d.parent(),
+            total: d.total(),
+            kids: d.kids().map(|(id, _)| id).collect(),
+            done: d.is_done(),
+            changing: d.op().is_some(),
+            problem: d.check().err(),
+        }
+    }
+}
+
 /// Walks the tree from the root. `strict`: every kid must be running and
 /// name its parent back (true once the tree settled; mid-change a kid may
 /// not have started or heard of its new parent yet). Each node's own
 /// invariants are checked either way.
 pub fn view(sim: &Simulation<DatasetNode>, layout: &Layout, strict: bool) -> TreeView {
+    let outputs = layout
+        .outputs
+        .iter()
+        .map(|&o| {
+            sim.node(o)
+                .and_then(DatasetNode::as_output)
+                .map_or(0, |o| o.total())
+        })
+        .collect();
+    let facts = |id| {
+        sim.node(id)
+            .and_then(DatasetNode::as_data)
+            .map(NodeFacts::of)
+    };
+    walk(&facts, outputs, strict)
+}
+
+/// [`view`] over any source of node facts (`None`: not running).
+pub fn walk(
+    facts: &dyn Fn(NodeId) -> Option<NodeFacts>,
+    outputs: Vec<i64>,
+    strict: bool,
+) -> TreeView {
     let mut v = TreeView {
-        outputs: layout
-            .outputs
-            .iter()
-            .map(|&o| {
-                sim.node(o)
-                    .and_then(DatasetNode::as_output)
-                    .map_or(0, |o| o.total())
-            })
-            .collect(),
+        outputs,
         ..Default::default()
     };
-    let Some(root) = sim.node(ROOT).and_then(DatasetNode::as_data) else {
+    let Some(root) = facts(ROOT) else {
         v.problem = Some("the root is not running".into());
         return v;
     };
-    v.height = root.height();
-    v.root_total = root.total();
-    let mut stack = vec![(ROOT, None::<NodeId>, root.height())];
+    v.height = root.height;
+    v.root_total = root.total;
+    let mut stack = vec![(ROOT, None::<NodeId>, root.height)];
     while let Some((id, parent, height)) = stack.pop() {
-        let Some(d) = sim.node(id).and_then(DatasetNode::as_data) else {
+        let Some(d) = facts(id) else {
             if strict && v.problem.is_none() {
                 v.problem = Some(format!("node {id} (a kid of {parent:?}) is not running"));
             }
             continue;
         };
         v.nodes += 1;
-        if d.is_leaf() {
+        if d.height == 0 {
             v.leaves += 1;
         }
-        let mut problem = d.check().err().map(|e| format!("node {id}: {e}"));
+        let mut problem = d.problem.as_ref().map(|e| format!("node {id}: {e}"));
         if strict && problem.is_none() {
-            if d.parent() != parent {
+            if d.parent != parent {
                 problem = Some(format!(
                     "node {id} names parent {:?}, but {parent:?} holds it",
-                    d.parent()
+                    d.parent
                 ));
-            } else if d.height() != height {
-                problem = Some(format!("node {id} has height {}, not {height}", d.height()));
-            } else if d.is_done() || d.op().is_some() {
+            } else if d.height != height {
+                problem = Some(format!("node {id} has height {}, not {height}", d.height));
+            } else if d.done || d.changing {
                 problem = Some(format!("node {id} is still changing"));
             }
         }
         if v.problem.is_none() {
             v.problem = problem;
         }
-        for (kid, _) in d.kids() {
+        for &kid in &d.kids {
             stack.push((kid, Some(id), height.saturating_sub(1)));
         }
     }

@@ -137,9 +137,22 @@ pub fn write_outputs(out: &Path, r: &RunResult, sim: &Simulation<DatasetNode>) -
     let path = out.join("results.json");
     let json = serde_json::to_string_pretty(r).map_err(|e| Error::runtime(e.to_string()))?;
     std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+    write_charts(out, &r.samples, r.kids_limit, "simulated time (s)")?;
+    super::tree_svg::write(
+        &out.join("tree.svg"),
+        sim,
+        &format!(
+            "the tree at {:.1} s: height {}, {} leaves, total {}",
+            r.simulated_s, r.end.height, r.end.leaves, r.end.root_total
+        ),
+    )
+}
+
+/// height.svg, nodes.svg, leaves.svg and totals.svg over time.
+pub fn write_charts(out: &Path, samples: &[Sample], kids_limit: u32, x_label: &str) -> Result<()> {
     let series = |name: &str, f: &dyn Fn(&Sample) -> f64| Series {
         name: name.into(),
-        points: r.samples.iter().map(|s| (s.t_s, f(s))).collect(),
+        points: samples.iter().map(|s| (s.t_s, f(s))).collect(),
     };
     let charts: [(&str, &str, Vec<Series>); 4] = [
         (
@@ -170,23 +183,16 @@ pub fn write_outputs(out: &Path, r: &RunResult, sim: &Simulation<DatasetNode>) -
         ),
     ];
     for (name, y, series) in &charts {
-        let title = format!("dataset {name} over time (kids limit {})", r.kids_limit);
+        let title = format!("dataset {name} over time (kids limit {})", kids_limit);
         line_chart_svg(
             &out.join(format!("{name}.svg")),
             &Chart {
                 title: &title,
-                x_label: "simulated time (s)",
+                x_label,
                 y_label: y,
                 series,
             },
         )?;
     }
-    super::tree_svg::write(
-        &out.join("tree.svg"),
-        sim,
-        &format!(
-            "the tree at {:.1} s: height {}, {} leaves, total {}",
-            r.simulated_s, r.end.height, r.end.leaves, r.end.root_total
-        ),
-    )
+    Ok(())
 }

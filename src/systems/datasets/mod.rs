@@ -134,11 +134,16 @@ impl Node for DatasetNode {
                 "total": d.total(),
                 "size": d.size(),
                 "kids": d.kids().map(|(id, _)| id).collect::<Vec<_>>(),
+                // What a driver needs to check the tree from outside.
+                "done": d.is_done(),
+                "changing": d.op().is_some(),
+                "problem": d.check().err(),
                 "link": d.link_stats(),
             }),
             DatasetNode::User(u) => serde_json::json!({
                 "sent_total": u.sent_total(),
                 "known_leaves": u.known_leaves(),
+                "finished": u.finished(),
                 "link": u.link_stats(),
             }),
             DatasetNode::Output(o) => serde_json::json!({
