@@ -2,18 +2,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use assert_cmd::Command;
-use common::real::{DZ, block_local, clocks_scenario, dz_run, settings};
+use common::real::{DZ, block_local, clocks_scenario, dz_run, process_alive, settings};
 use distzero::node::Mode;
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
 
 #[test]
 fn local_clocks_cluster_keeps_lamport_rules_and_recovers_from_faults() {
@@ -23,7 +14,7 @@ fn local_clocks_cluster_keeps_lamport_rules_and_recovers_from_faults() {
     // Everything stopped; the logs came home.
     for m in &state.machines {
         let pid = m.pid.unwrap();
-        assert!(!alive(pid), "{} (pid {pid}) still runs", m.name);
+        assert!(!process_alive(pid), "{} (pid {pid}) still runs", m.name);
         let log = std::fs::read_to_string(
             tmp.path()
                 .join("local-scenario")
@@ -99,13 +90,13 @@ fn local_cluster_commands_from_separate_invocations() {
         .iter()
         .map(|m| m["pid"].as_u64().unwrap() as u32)
         .collect();
-    assert!(pids.iter().all(|&p| alive(p)));
+    assert!(pids.iter().all(|&p| process_alive(p)));
     let (code, out, err) = dz(&["cluster", "down", "cli"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("is down"));
     std::thread::sleep(std::time::Duration::from_millis(200));
     for pid in pids {
-        assert!(!alive(pid), "pid {pid} survived `down`");
+        assert!(!process_alive(pid), "pid {pid} survived `down`");
     }
     // The restarted m2 logged both lives.
     let log = std::fs::read_to_string(tmp.path().join("cli/m2.json.log")).unwrap();

@@ -5,18 +5,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::datasets::{check, grow_and_shrink};
-use common::real::dz_run;
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
+use common::real::{dz_run, process_alive};
 
 #[test]
 fn local_dataset_grows_to_27_leaves_over_3_machines_and_shrinks_back() {
@@ -33,11 +25,11 @@ fn local_dataset_grows_to_27_leaves_over_3_machines_and_shrinks_back() {
         .collect();
     assert_eq!(pids.len(), 3);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+    while pids.iter().any(|&p| process_alive(p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     for pid in pids {
-        assert!(!alive(pid), "pid {pid} survived the run\n{out}");
+        assert!(!process_alive(pid), "pid {pid} survived the run\n{out}");
     }
     assert!(!tmp.path().join("dsl/cluster.json").exists());
 }

@@ -5,18 +5,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::real::{dz_ok, dz_run};
+use common::real::{dz_ok, dz_run, process_alive};
 use common::spawn::{NodeLine, children_everywhere, parse_status, status_json};
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
 
 #[test]
 fn local_nodes_spawn_children_on_every_machine_and_exited_ones_are_gone() {
@@ -36,7 +28,7 @@ fn local_nodes_spawn_children_on_every_machine_and_exited_ones_are_gone() {
     assert_eq!(code, Some(0), "{err}");
     std::thread::sleep(Duration::from_millis(200));
     for pid in pids {
-        assert!(!alive(pid), "pid {pid} survived `down`");
+        assert!(!process_alive(pid), "pid {pid} survived `down`");
     }
 }
 
