@@ -1,11 +1,23 @@
 //! Many independent seeds over a pool of threads, for the checkers that
-//! run thousands of simulations (`dz kv sim-check`, `dz cheops sim-check`).
+//! run thousands of simulations (`dz kv sim-check`, `dz cheops sim-check`, `dz datasets sim-check`).
 
 use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::Result;
+
+/// Runs one seed's check; a panic comes back as its message, so that a
+/// broken invariant is that seed's failure, not the end of the check.
+pub fn catch_panic<R>(check: impl FnOnce() -> R) -> std::result::Result<R, String> {
+    catch_unwind(AssertUnwindSafe(check)).map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".into())
+    })
+}
 
 /// Runs `one(seed)` for every seed on `threads` threads, calling
 /// `progress(done)` after each; results come back in seed order. The first

@@ -3,7 +3,6 @@
 //! heal and check convergence: `dz cheops sim-check`.
 
 use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -11,7 +10,7 @@ use serde::Serialize;
 
 use super::check::{build, check};
 use crate::drivers::kv::sim_check::Faults;
-use crate::drivers::seeds::run_seeds;
+use crate::drivers::seeds::{catch_panic, run_seeds};
 use crate::error::Result;
 use crate::net::{Latency, MessageFaults};
 use crate::node::MachineId;
@@ -223,22 +222,15 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
 
 /// One seed; a panic is that seed's failure, not the end of the check.
 pub fn run_seed(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
-    match catch_unwind(AssertUnwindSafe(|| run_checked(seed, opts))) {
+    match catch_panic(|| run_checked(seed, opts)) {
         Ok(r) => r,
-        Err(p) => {
-            let why = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic".into());
-            Ok(SeedResult {
-                seed,
-                failure: Some(format!("panicked: {why}")),
-                operations: 0,
-                merges: 0,
-                trace_hash: String::new(),
-            })
-        }
+        Err(why) => Ok(SeedResult {
+            seed,
+            failure: Some(format!("panicked: {why}")),
+            operations: 0,
+            merges: 0,
+            trace_hash: String::new(),
+        }),
     }
 }
 

@@ -4,7 +4,6 @@
 //! output, and no node invariant may break on the way.
 
 use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -13,7 +12,7 @@ use serde::Serialize;
 use super::script::Script;
 use super::{Setup, check_running, check_settled, view};
 use crate::drivers::kv::sim_check::Faults;
-use crate::drivers::seeds::run_seeds;
+use crate::drivers::seeds::{catch_panic, run_seeds};
 use crate::error::{Error, Result};
 use crate::net::{Fault, MessageFaults};
 use crate::node::MachineId;
@@ -231,25 +230,18 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
 
 /// One seed; a panic is that seed's failure, not the end of the check.
 pub fn run_seed(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
-    match catch_unwind(AssertUnwindSafe(|| run_checked(seed, opts))) {
+    match catch_panic(|| run_checked(seed, opts)) {
         Ok(r) => r,
-        Err(p) => {
-            let why = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic".into());
-            Ok(SeedResult {
-                seed,
-                failure: Some(format!("panicked: {why}")),
-                kids_limit: 0,
-                leaves_added: 0,
-                inputs: 0,
-                peak_height: 0,
-                retransmissions: 0,
-                trace_hash: String::new(),
-            })
-        }
+        Err(why) => Ok(SeedResult {
+            seed,
+            failure: Some(format!("panicked: {why}")),
+            kids_limit: 0,
+            leaves_added: 0,
+            inputs: 0,
+            peak_height: 0,
+            retransmissions: 0,
+            trace_hash: String::new(),
+        }),
     }
 }
 

@@ -14,7 +14,6 @@ pub use world::{DiskFaults, Rates, World, describe, draw};
 
 use std::collections::BTreeSet;
 use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use rand::RngExt;
 use serde::Serialize;
 
 use super::check::{Verdict, check_history};
-use crate::drivers::seeds::run_seeds;
+use crate::drivers::seeds::{catch_panic, run_seeds};
 use crate::error::{Error, Result};
 use crate::net::{ClockSkew, Fault, Latency, MessageFaults};
 use crate::node::{MachineId, NodeId, StorageFaults};
@@ -460,16 +459,9 @@ fn panicked(seed: u64, why: String) -> SeedResult {
 /// One seed in `world`, with a panic caught and reported as its failure.
 pub fn check_seed(seed: u64, world: World, base: &SimCheckOptions) -> Result<SeedResult> {
     let opts = world.options(seed, base);
-    match catch_unwind(AssertUnwindSafe(|| run_seed(seed, &opts))) {
+    match catch_panic(|| run_seed(seed, &opts)) {
         Ok(r) => r,
-        Err(payload) => {
-            let why = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic".into());
-            Ok(panicked(seed, why))
-        }
+        Err(why) => Ok(panicked(seed, why)),
     }
 }
 
