@@ -12,8 +12,8 @@ use assert_cmd::Command;
 use distzero::drivers::datasets::script::Script;
 use distzero::drivers::datasets::sim_check::{SimCheckOptions, run_seed};
 use distzero::drivers::datasets::{Layout, Setup, TreeView, check_running, check_settled, view};
-use distzero::net::MessageFaults;
-use distzero::node::NodeId;
+use distzero::net::{Fault, MessageFaults};
+use distzero::node::{MachineId, NodeId};
 use distzero::sim::{SimConfig, Simulation};
 use distzero::systems::datasets::DatasetNode;
 use distzero::systems::datasets::data::Limits;
@@ -324,11 +324,85 @@ fn a_tree_of_2000_leaves_with_kids_limit_20_reaches_height_3_with_exact_totals()
 #[test]
 fn sim_check_seeds_pass() {
     let opts = SimCheckOptions::default();
+    let mut restored = 0;
     for seed in 1..=4 {
         let r = run_seed(seed, &opts).unwrap();
         assert_eq!(r.failure, None, "seed {seed}");
         assert!(r.inputs > 10 && r.leaves_added > 5, "{r:?}");
+        restored += r.restored;
     }
+    assert!(restored > 0, "the default faults crash machines");
+}
+
+/// Every machine crashes in turn (the root's, the other data machines',
+/// the outputs' and the user's) while leaves arrive and numbers flow.
+fn crash_everything(volatile: bool) -> (TreeView, i64) {
+    let mut steps = Vec::new();
+    let mut expected = 0;
+    for i in 0..9u64 {
+        steps.push(add(i * 400, &format!("l{i}")));
+    }
+    for i in 0..30u64 {
+        let amount = (i % 7) as i64 + 1;
+        steps.push(input(4_000 + i * 300, &format!("l{}", i % 9), amount));
+        expected += amount;
+    }
+    let setup = Setup {
+        limits: limits(3),
+        steps,
+        volatile,
+        ..Setup::default()
+    };
+    let layout = setup.layout();
+    let mut sim = setup.build(SimConfig::new(5)).unwrap();
+    let machines = [
+        MachineId(0),
+        MachineId(1),
+        layout.output_machine,
+        MachineId(2),
+        layout.user_machine,
+    ];
+    for (i, m) in machines.into_iter().enumerate() {
+        let at = Duration::from_millis(3_000 + i as u64 * 2_000);
+        advance(&mut sim, &layout, at, !volatile);
+        sim.apply(&Fault::Crash { machine: m }).unwrap();
+        advance(
+            &mut sim,
+            &layout,
+            at + Duration::from_millis(700),
+            !volatile,
+        );
+        sim.apply(&Fault::Restart { machine: m }).unwrap();
+    }
+    let restored: u64 = (0..sim.node_count() as u32)
+        .map(|i| sim.metrics(NodeId(i)).counter("restored"))
+        .sum();
+    assert_eq!(restored > 0, !volatile, "{restored} nodes restored");
+    let end = Duration::from_secs(60);
+    (advance(&mut sim, &layout, end, !volatile), expected)
+}
+
+/// [`run_checked`], or just runs when what it sees is not expected to hold.
+fn advance(
+    sim: &mut Simulation<DatasetNode>,
+    layout: &Layout,
+    until: Duration,
+    checked: bool,
+) -> TreeView {
+    if checked {
+        return run_checked(sim, layout, until);
+    }
+    sim.run_until(until);
+    view(sim, layout, true)
+}
+
+#[test]
+fn saved_nodes_survive_crashes_of_every_machine_with_the_exact_total() {
+    let (v, expected) = crash_everything(false);
+    assert_eq!(check_settled(&v, expected, 9), Ok(()), "{v:?}");
+    // The same run with state in memory only loses what the crashes hit.
+    let (v, expected) = crash_everything(true);
+    assert!(check_settled(&v, expected, 9).is_err(), "{v:?}");
 }
 
 fn dz(tmp: &Path) -> Command {

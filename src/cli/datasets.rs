@@ -253,9 +253,10 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
     let leaves: usize = results.iter().map(|r| r.leaves_added).sum();
     let inputs: usize = results.iter().map(|r| r.inputs).sum();
     let retrans: u64 = results.iter().map(|r| r.retransmissions).sum();
+    let restored: u64 = results.iter().map(|r| r.restored).sum();
     let tallest = results.iter().map(|r| r.peak_height).max().unwrap_or(0);
     println!(
-        "{} seeds, faults {}: {leaves} leaves added, {inputs} input actions, {retrans} retransmissions, trees up to height {tallest}; {} seeds failed",
+        "{} seeds, faults {}: {leaves} leaves added, {inputs} input actions, {retrans} retransmissions, {restored} nodes restored after crashes, trees up to height {tallest}; {} seeds failed",
         results.len(),
         a.faults.names(),
         failed.len()

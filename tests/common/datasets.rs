@@ -43,6 +43,10 @@ pub fn grow_and_shrink(tmp: &Path, mode: &str, name: &str) -> (serde_json::Value
     for plot in ["height", "nodes", "leaves", "totals"] {
         assert!(out_dir.join(format!("{plot}.svg")).exists(), "{plot}.svg");
     }
+    // The final tree, drawn from the nodes' statuses: the root, back at
+    // height 2, with the exact total.
+    let tree = std::fs::read_to_string(out_dir.join("tree.svg")).unwrap();
+    assert!(tree.contains(&format!(">h2 {EXPECTED_TOTAL}<")), "{tree}");
     (serde_json::from_str(&text).unwrap(), out)
 }
 

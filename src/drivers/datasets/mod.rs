@@ -37,6 +37,8 @@ pub struct Setup {
     pub outputs: usize,
     pub root_height: u32,
     pub steps: Vec<Step>,
+    /// Nodes keep their state in memory only (no crash durability).
+    pub volatile: bool,
 }
 
 impl Default for Setup {
@@ -48,6 +50,7 @@ impl Default for Setup {
             outputs: 2,
             root_height: 2,
             steps: Vec::new(),
+            volatile: false,
         }
     }
 }
@@ -87,6 +90,7 @@ impl Setup {
                 outputs: layout.outputs.clone(),
                 limits: self.limits,
                 link: self.link,
+                volatile: self.volatile,
             })?,
         }];
         for &o in &layout.outputs {
@@ -95,7 +99,10 @@ impl Setup {
                 name: format!("output{}", o.0),
                 system: Datasets::NAME.into(),
                 role: "output".into(),
-                config: json(&OutputConfig { link: self.link })?,
+                config: json(&OutputConfig {
+                    link: self.link,
+                    volatile: self.volatile,
+                })?,
             });
         }
         nodes.push(NodeSpec {
@@ -107,6 +114,7 @@ impl Setup {
                 root: ROOT,
                 steps: self.steps.clone(),
                 link: self.link,
+                volatile: self.volatile,
             })?,
         });
         Ok(Roster { nodes })
@@ -180,6 +188,7 @@ pub struct NodeFacts {
     pub height: u32,
     pub parent: Option<NodeId>,
     pub total: i64,
+    /// In key order.
     pub kids: Vec<NodeId>,
     /// Merged away or released.
     pub done: bool,
@@ -195,7 +204,7 @@ impl NodeFacts {
             height: d.height(),
             parent: d.parent(),
             total: d.total(),
-            kids: d.kids().map(|(id, _)| id).collect(),
+            kids: d.kids_in_key_order(),
             done: d.is_done(),
             changing: d.op().is_some(),
             problem: d.check().err(),
@@ -236,7 +245,10 @@ pub fn walk(
         ..Default::default()
     };
     let Some(root) = facts(ROOT) else {
-        v.problem = Some("the root is not running".into());
+        // Mid-run the root's machine may be down (crashed, restarting).
+        if strict {
+            v.problem = Some("the root is not running".into());
+        }
         return v;
     };
     v.height = root.height;

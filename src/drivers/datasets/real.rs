@@ -53,6 +53,9 @@ pub struct RealRunResult {
     /// Cluster time at which the tree was found settled for good.
     pub settled_s: Option<f64>,
     pub wall_s: f64,
+    /// The data nodes' statuses at the last look, for tree.svg.
+    #[serde(skip)]
+    pub last_look: BTreeMap<NodeId, NodeFacts>,
 }
 
 /// What one look at the cluster saw.
@@ -198,6 +201,7 @@ pub async fn run(
         peak_height: 0,
         settled_s: None,
         wall_s: 0.0,
+        last_look: BTreeMap::new(),
     };
     let ran = play(&mut ctl, &setup, script, every, &mut result, on_sample).await;
     let stopped = down(&mut ctl, &state, &settings.tmp_dir).await;
@@ -278,6 +282,7 @@ async fn play(
                 }
                 r.settled_s = settled.map(|(since, _)| since.as_secs_f64());
                 r.end = end;
+                r.last_look = o.data;
                 return Ok(());
             }
         }
@@ -290,14 +295,23 @@ async fn play(
     }
 }
 
-/// results.json and the plots over time (no tree picture: the driver
-/// sees the tree only through statuses).
+/// results.json, the plots over time and tree.svg, the tree as its nodes'
+/// statuses showed it at the last look.
 pub fn write_outputs(out: &Path, r: &RealRunResult) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let path = out.join("results.json");
     let json = serde_json::to_string_pretty(r).map_err(|e| Error::runtime(e.to_string()))?;
     std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
-    write_charts(out, &r.samples, r.kids_limit, "time on the cluster (s)")
+    write_charts(out, &r.samples, r.kids_limit, "time on the cluster (s)")?;
+    let last = r.samples.last().map_or(0.0, |s| s.t_s);
+    super::tree_svg::write(
+        &out.join("tree.svg"),
+        &|id| r.last_look.get(&id).cloned(),
+        &format!(
+            "the tree at {last:.1} s on the cluster ({}): height {}, {} leaves, total {}",
+            r.mode, r.end.height, r.end.leaves, r.end.root_total
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -138,9 +138,14 @@ pub fn write_outputs(out: &Path, r: &RunResult, sim: &Simulation<DatasetNode>) -
     let json = serde_json::to_string_pretty(r).map_err(|e| Error::runtime(e.to_string()))?;
     std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
     write_charts(out, &r.samples, r.kids_limit, "simulated time (s)")?;
+    let facts = |id| {
+        sim.node(id)
+            .and_then(DatasetNode::as_data)
+            .map(super::NodeFacts::of)
+    };
     super::tree_svg::write(
         &out.join("tree.svg"),
-        sim,
+        &facts,
         &format!(
             "the tree at {:.1} s: height {}, {} leaves, total {}",
             r.simulated_s, r.end.height, r.end.leaves, r.end.root_total

@@ -1,5 +1,6 @@
 //! `dz datasets sim-check`: many seeded datasets under random leaf churn,
-//! message loss, duplication, reordering and partitions, then healed; each
+//! message loss, duplication, reordering, partitions and crashes of
+//! machines (which restart from what their nodes saved), then healed; each
 //! must end with a valid tree and the exact total at the root and every
 //! output, and no node invariant may break on the way.
 
@@ -21,9 +22,9 @@ use crate::sim::SimConfig;
 use crate::systems::datasets::data::Limits;
 use crate::systems::datasets::user::{Action, Step};
 
-/// The faults a dataset sim-check injects by default. Crashes are not
-/// among them: data nodes hold their state in memory, as DistZero's did.
-pub const DEFAULT_FAULTS: &str = "partition,drop,duplicate,reorder";
+/// The faults a dataset sim-check injects by default: every node saves its
+/// state before what it sends leaves, so crashes are survived.
+pub const DEFAULT_FAULTS: &str = "crash,partition,drop,duplicate,reorder";
 
 #[derive(Clone, Debug)]
 pub struct SimCheckOptions {
@@ -51,10 +52,10 @@ impl Default for SimCheckOptions {
 
 impl SimCheckOptions {
     pub fn validate(&self) -> Result<()> {
-        if self.faults.crash || self.faults.disk {
+        if self.faults.disk {
             return Err(Error::input(
-                "datasets sim-check injects partition, drop, duplicate and reorder; data nodes keep \
-                 their state in memory, so crash and disk faults are not survived",
+                "datasets sim-check injects crash, partition, drop, duplicate and reorder, not disk \
+                 faults: a node whose disk fails stops for good (fail-stop)",
             ));
         }
         if self.machines == 0 || self.max_leaves == 0 || self.load.is_zero() {
@@ -73,6 +74,8 @@ pub struct SeedResult {
     pub inputs: usize,
     pub peak_height: u32,
     pub retransmissions: u64,
+    /// Nodes that restarted from their saved state after a crash.
+    pub restored: u64,
     pub trace_hash: String,
 }
 
@@ -148,6 +151,16 @@ fn schedule(seed: u64, opts: &SimCheckOptions) -> Vec<(Duration, Fault)> {
         ));
         t = back + rng.random_range(0.5..3.0);
     }
+    // Crashes of any machine (data, user or outputs), back after 0.2 to 3 s.
+    let all = opts.machines as u32 + 2;
+    let mut t = rng.random_range(0.5..3.0);
+    while f.crash && t < end {
+        let m = MachineId(rng.random_range(0..all));
+        let back = (t + rng.random_range(0.2..3.0)).min(end);
+        out.push((Duration::from_secs_f64(t), Fault::Crash { machine: m }));
+        out.push((Duration::from_secs_f64(back), Fault::Restart { machine: m }));
+        t = back + rng.random_range(0.5..4.0);
+    }
     out.push((opts.load, Fault::Heal { machine: None }));
     out.push((
         opts.load,
@@ -209,11 +222,13 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
     if failure.is_none() {
         failure = check_settled(&end, expected, leaves).err();
     }
-    let mut retransmissions = 0;
+    let (mut retransmissions, mut restored) = (0, 0);
     for i in 0..sim.node_count() as u32 {
-        if let Some(d) = sim.node(crate::node::NodeId(i)).and_then(|n| n.as_data()) {
+        let id = crate::node::NodeId(i);
+        if let Some(d) = sim.node(id).and_then(|n| n.as_data()) {
             retransmissions += d.link_stats().n_retransmissions;
         }
+        restored += sim.metrics(id).counter("restored");
     }
     let count = |f: fn(&Action) -> bool| script.steps.iter().filter(|s| f(&s.action)).count();
     Ok(SeedResult {
@@ -224,6 +239,7 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
         inputs: count(|a| matches!(a, Action::Input { .. })),
         peak_height,
         retransmissions,
+        restored,
         trace_hash: format!("{:016x}", sim.trace_hash()),
     })
 }
@@ -240,6 +256,7 @@ pub fn run_seed(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
             inputs: 0,
             peak_height: 0,
             retransmissions: 0,
+            restored: 0,
             trace_hash: String::new(),
         }),
     }

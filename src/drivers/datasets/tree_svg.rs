@@ -5,32 +5,29 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::ROOT;
+use super::{NodeFacts, ROOT};
 use crate::error::{Error, Result};
 use crate::node::NodeId;
-use crate::sim::Simulation;
-use crate::systems::datasets::DatasetNode;
 
 const WIDTH: f64 = 1200.0;
 const ROW: f64 = 90.0;
 const MAX_PER_ROW: usize = 200;
 
+/// What the picture needs of a node (`None`: not running): from the
+/// simulation, or from the statuses of a real run's nodes.
+pub type Facts<'a> = &'a dyn Fn(NodeId) -> Option<NodeFacts>;
+
 /// Rows of (node, parent's index in the row above), root first.
-fn rows(sim: &Simulation<DatasetNode>) -> Vec<Vec<(NodeId, Option<usize>, usize)>> {
+fn rows(facts: Facts<'_>) -> Vec<Vec<(NodeId, Option<usize>, usize)>> {
     let mut rows = vec![vec![(ROOT, None, 1)]];
     loop {
         let mut next = Vec::new();
         let mut more = 0;
         for (i, (id, _, _)) in rows.last().expect("a row").iter().enumerate() {
-            let Some(d) = sim.node(*id).and_then(DatasetNode::as_data) else {
+            let Some(d) = facts(*id) else {
                 continue;
             };
-            let mut kids: Vec<_> = d
-                .kids()
-                .map(|(k, kid)| (kid.summary.interval.start, k))
-                .collect();
-            kids.sort();
-            for (_, k) in kids {
+            for k in d.kids {
                 if next.len() < MAX_PER_ROW {
                     next.push((k, Some(i), 1));
                 } else {
@@ -48,8 +45,8 @@ fn rows(sim: &Simulation<DatasetNode>) -> Vec<Vec<(NodeId, Option<usize>, usize)
     }
 }
 
-pub fn write(path: &Path, sim: &Simulation<DatasetNode>, title: &str) -> Result<()> {
-    let rows = rows(sim);
+pub fn write(path: &Path, facts: Facts<'_>, title: &str) -> Result<()> {
+    let rows = rows(facts);
     let height = ROW * (rows.len() as f64 + 1.0);
     let mut svg = String::new();
     let _ = writeln!(
@@ -77,8 +74,8 @@ pub fn write(path: &Path, sim: &Simulation<DatasetNode>, title: &str) -> Result<
     for (r, row) in rows.iter().enumerate() {
         for (i, (id, _, count)) in row.iter().enumerate() {
             let (cx, cy) = (x(i, row.len()), y(r));
-            let d = sim.node(*id).and_then(DatasetNode::as_data);
-            if d.is_some_and(|d| d.is_leaf()) || d.is_none() {
+            let d = facts(*id);
+            if d.as_ref().is_none_or(|d| d.height == 0) {
                 let _ = writeln!(
                     svg,
                     r##"<circle cx="{cx:.1}" cy="{cy:.1}" r="4" fill="#2ca02c"/>"##
@@ -90,8 +87,8 @@ pub fn write(path: &Path, sim: &Simulation<DatasetNode>, title: &str) -> Result<
                     cx - 22.0,
                     cy - 10.0,
                     cy + 4.0,
-                    d.height(),
-                    d.total()
+                    d.height,
+                    d.total
                 );
             }
             if *count > 1 {

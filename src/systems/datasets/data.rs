@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::durable::Saved;
 use super::interval::{Interval, check_kids};
 use super::link::{Link, LinkConfig};
 use super::msg::{AddLeaf, Body, DsMsg, Summary};
@@ -98,10 +99,14 @@ pub struct DataConfig {
     pub outputs: Vec<NodeId>,
     pub limits: Limits,
     pub link: LinkConfig,
+    /// Keep the state in memory only, as DistZero did: a crash of the
+    /// machine then loses it. By default a node saves its state before
+    /// anything it sends leaves (`durable.rs`).
+    pub volatile: bool,
 }
 
 /// A kid as its parent knows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Kid {
     pub summary: Summary,
     /// Its first summary arrived.
@@ -111,7 +116,7 @@ pub struct Kid {
 }
 
 /// A structural change a manager waits on before the next one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// `new` reports the half of `old`'s kids it took.
     Split { old: NodeId, new: NodeId },
@@ -123,6 +128,8 @@ pub enum Op {
     Consume { proxy: NodeId },
 }
 
+/// Everything but the timer flags is saved (see `durable.rs`).
+#[derive(Serialize, Deserialize)]
 pub struct DataNode {
     pub(super) limits: Limits,
     pub(super) link: Link,
@@ -145,6 +152,7 @@ pub struct DataNode {
     pub(super) op: Option<Op>,
     /// Commands of the parent that wait for this node's own op.
     pub(super) deferred: VecDeque<Body>,
+    // Times since: restarted from zero after a restart (clocks may restart).
     pub(super) mergeable: Option<((NodeId, NodeId), Duration)>,
     pub(super) one_kid_since: Option<Duration>,
     pub(super) outputs: Vec<NodeId>,
@@ -153,10 +161,16 @@ pub struct DataNode {
     pub(super) successor: Option<NodeId>,
     /// Done (released leaf, merged node): stopping once drained.
     pub(super) done: bool,
-    pub(super) lingering: bool,
     pub(super) dirty: bool,
+    // Volatile: timers do not survive a restart.
+    #[serde(skip)]
+    pub(super) lingering: bool,
+    #[serde(skip)]
     pub(super) summary_armed: bool,
+    #[serde(skip)]
     pub(super) monitor_armed: bool,
+    #[serde(skip)]
+    pub(super) saved: Saved,
 }
 
 impl DataNode {
@@ -188,6 +202,7 @@ impl DataNode {
             dirty: false,
             summary_armed: false,
             monitor_armed: false,
+            saved: Saved::new(!cfg.volatile),
         }
     }
 
@@ -336,6 +351,7 @@ impl DataNode {
                 outputs: Vec::new(),
                 limits: self.limits,
                 link: self.link_config(),
+                volatile: !self.saved.on,
             };
             if let Some(id) = spawn_data(ctx, &cfg) {
                 self.kids.insert(id, new_kid(self.height - 1, iv));
@@ -345,6 +361,30 @@ impl DataNode {
             self.send_summary(ctx);
         }
         self.arm_monitor(ctx);
+    }
+
+    /// Takes over the state saved before a restart and picks up where it
+    /// left: timers again, unacknowledged messages sent again, a summary.
+    pub fn resume(&mut self, ctx: &mut Ctx<'_, DsMsg>, saved: DataNode) {
+        let keep = self.saved;
+        *self = saved;
+        self.saved = keep;
+        self.mergeable = None;
+        self.one_kid_since = None;
+        self.link.resume(ctx);
+        if self.done {
+            self.maybe_stop(ctx);
+        } else {
+            self.mark_dirty(ctx);
+            self.arm_monitor(ctx);
+        }
+    }
+
+    pub(super) fn saved(&self) -> Saved {
+        self.saved
+    }
+    pub(super) fn set_saved(&mut self, saved: Saved) {
+        self.saved = saved;
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) {

@@ -68,7 +68,7 @@ impl DataNode {
     }
 
     /// Kids in key order.
-    fn kids_in_order(&self) -> Vec<NodeId> {
+    pub fn kids_in_key_order(&self) -> Vec<NodeId> {
         let mut ids: Vec<NodeId> = self.kids.keys().copied().collect();
         ids.sort_by_key(|id| {
             let iv = self.kids[id].summary.interval;
@@ -81,7 +81,7 @@ impl DataNode {
     /// no kid has two.
     fn split_fullest_kid(&mut self, ctx: &mut Ctx<'_, DsMsg>) -> bool {
         let Some(old) = self
-            .kids_in_order()
+            .kids_in_key_order()
             .into_iter()
             .filter(|id| self.kids[id].summary.n_kids > 1)
             // Ties go to the widest interval: always splitting the same end
@@ -100,6 +100,7 @@ impl DataNode {
             outputs: Vec::new(),
             limits: self.limits,
             link: self.link_config(),
+            volatile: !self.saved.on,
         };
         let Some(new) = spawn_data(ctx, &cfg) else {
             return false;
@@ -125,13 +126,14 @@ impl DataNode {
             outputs: Vec::new(),
             limits: self.limits,
             link: self.link_config(),
+            volatile: !self.saved.on,
         };
         let Some(proxy) = spawn_data(ctx, &cfg) else {
             return;
         };
         let (total, size) = (self.total() - self.retired, self.size());
         let n_kids = self.kids.len() as u32;
-        self.hand_kids(ctx, proxy, iv, self.kids_in_order(), 0);
+        self.hand_kids(ctx, proxy, iv, self.kids_in_key_order(), 0);
         let mut kid = new_kid(self.height, iv);
         // The proxy holds what the kids held until it reports.
         kid.summary.total = total;
@@ -149,7 +151,7 @@ impl DataNode {
     /// once it stayed so for `merge_ms`, the left one merges into the right.
     fn check_merges(&mut self, ctx: &mut Ctx<'_, DsMsg>, now: Duration) {
         let most = self.limits.mergeable_kids();
-        let order = self.kids_in_order();
+        let order = self.kids_in_key_order();
         let cap = self.limits.kid_capacity(self.height);
         // A merge must not bring the node down to its growth trigger.
         if self.spare() < self.limits.trigger + cap + 1 {

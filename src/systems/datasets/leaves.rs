@@ -107,6 +107,7 @@ impl DataNode {
             outputs: Vec::new(),
             limits: self.limits,
             link: self.link_config(),
+            volatile: !self.saved.on,
         };
         let Some(leaf) = spawn_data(ctx, &cfg) else {
             ctx.count("spawn_ids_exhausted", 1);

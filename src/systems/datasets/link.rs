@@ -39,26 +39,27 @@ impl Default for LinkConfig {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct Pending {
     body: Body,
     sent_at: Duration,
     tries: u32,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Outgoing {
     next_seq: u64,
     unacked: BTreeMap<u64, Pending>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Incoming {
     next: u64,
     early: BTreeMap<u64, Body>,
 }
 
 /// Counters of one node's links (DistZero's per-node stats).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkStats {
     pub sent_messages: u64,
     pub acknowledged_messages: u64,
@@ -68,12 +69,16 @@ pub struct LinkStats {
     pub gave_up: u64,
 }
 
+/// Saved with its node, but for the timer flags.
+#[derive(Serialize, Deserialize)]
 pub struct Link {
     cfg: LinkConfig,
     out: BTreeMap<NodeId, Outgoing>,
     inc: BTreeMap<NodeId, Incoming>,
     acks_owed: BTreeSet<NodeId>,
+    #[serde(skip)]
     retransmit_armed: bool,
+    #[serde(skip)]
     ack_armed: bool,
     pub stats: LinkStats,
 }
@@ -93,6 +98,25 @@ impl Link {
 
     pub fn config(&self) -> LinkConfig {
         self.cfg
+    }
+
+    /// After a restart from saved state: whatever is unacknowledged goes
+    /// again at once (send times of the last run mean nothing now) and owed
+    /// acknowledgements are sent.
+    pub fn resume(&mut self, ctx: &mut Ctx<'_, DsMsg>) {
+        let mut pending = false;
+        for p in self.out.values_mut().flat_map(|o| o.unacked.values_mut()) {
+            p.sent_at = Duration::ZERO;
+            pending = true;
+        }
+        self.retransmit_armed = pending;
+        if pending {
+            ctx.set_timer(Duration::from_millis(1), TIMER_RETRANSMIT);
+        }
+        self.ack_armed = !self.acks_owed.is_empty();
+        if self.ack_armed {
+            ctx.set_timer(Duration::from_millis(self.cfg.ack_ms), TIMER_ACK);
+        }
     }
 
     fn retransmit_after(&self) -> Duration {

@@ -10,6 +10,7 @@
 //! `output` (holds the root's running total). See `docs/datasets.md`.
 
 pub mod data;
+pub mod durable;
 pub mod growth;
 pub mod handover;
 pub mod interval;
@@ -24,6 +25,7 @@ use super::{NodeSpec, Roster, System, check_role};
 use crate::error::{Error, Result};
 use crate::node::{Ctx, Node, NodeId, TimerId};
 use data::{DataConfig, DataNode};
+use durable::Loaded;
 use msg::DsMsg;
 use user::{Output, User, UserConfig};
 
@@ -72,9 +74,50 @@ impl DatasetNode {
             }
             "output" => {
                 let cfg: OutputConfig = from_value(name, config)?;
-                Ok(DatasetNode::Output(Output::new(cfg.link)))
+                Ok(DatasetNode::Output(Output::new(cfg.link, cfg.volatile)))
             }
             other => Err(bad(format!("datasets has no role {other:?}"))),
+        }
+    }
+}
+
+impl DatasetNode {
+    fn saves(&self) -> bool {
+        match self {
+            DatasetNode::Data(d) => d.saved().on,
+            DatasetNode::User(u) => u.saved.on,
+            DatasetNode::Output(o) => o.saved.on,
+        }
+    }
+
+    /// Saves the node's state if it changed (`durable.rs`).
+    fn save(&mut self, ctx: &mut Ctx<'_, DsMsg>) {
+        match self {
+            DatasetNode::Data(d) => {
+                let saved = durable::save(ctx, &**d, d.saved());
+                d.set_saved(saved);
+            }
+            DatasetNode::User(u) => u.saved = durable::save(ctx, &**u, u.saved),
+            DatasetNode::Output(o) => o.saved = durable::save(ctx, &*o, o.saved),
+        }
+    }
+
+    /// Picks up the state saved before a restart, if any.
+    fn restore(&mut self, ctx: &mut Ctx<'_, DsMsg>) -> Loaded<()> {
+        fn took<T>(l: Loaded<T>, resume: impl FnOnce(T)) -> Loaded<()> {
+            match l {
+                Loaded::Fresh => Loaded::Fresh,
+                Loaded::Unreadable => Loaded::Unreadable,
+                Loaded::Restored(state) => {
+                    resume(state);
+                    Loaded::Restored(())
+                }
+            }
+        }
+        match self {
+            DatasetNode::Data(d) => took(durable::load(ctx), |s| d.resume(ctx, s)),
+            DatasetNode::User(u) => took(durable::load(ctx), |s| u.resume(ctx, s)),
+            DatasetNode::Output(o) => took(durable::load(ctx), |s| o.resume(ctx, s)),
         }
     }
 }
@@ -83,6 +126,8 @@ impl DatasetNode {
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     pub link: link::LinkConfig,
+    /// Keep the state in memory only (see `DataConfig::volatile`).
+    pub volatile: bool,
 }
 
 fn from_value<T: serde::de::DeserializeOwned + Default>(
@@ -99,11 +144,23 @@ impl Node for DatasetNode {
     type Msg = DsMsg;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, DsMsg>) {
+        if self.saves() {
+            match self.restore(ctx) {
+                Loaded::Fresh => {}
+                Loaded::Restored(()) => {
+                    ctx.count("restored", 1);
+                    self.save(ctx);
+                    return;
+                }
+                Loaded::Unreadable => return,
+            }
+        }
         match self {
             DatasetNode::Data(d) => d.on_start(ctx),
             DatasetNode::User(u) => u.on_start(ctx),
             DatasetNode::Output(_) => {}
         }
+        self.save(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) {
@@ -112,6 +169,7 @@ impl Node for DatasetNode {
             DatasetNode::User(u) => u.on_message(ctx, from, msg),
             DatasetNode::Output(o) => o.on_message(ctx, from, msg),
         }
+        self.save(ctx);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, DsMsg>, _timer: TimerId, tag: u64) {
@@ -120,6 +178,7 @@ impl Node for DatasetNode {
             DatasetNode::User(u) => u.on_timer(ctx, tag),
             DatasetNode::Output(o) => o.on_timer(ctx, tag),
         }
+        self.save(ctx);
     }
 
     fn query(&self, query: &str) -> Option<serde_json::Value> {
@@ -133,7 +192,7 @@ impl Node for DatasetNode {
                 "interval": d.interval(),
                 "total": d.total(),
                 "size": d.size(),
-                "kids": d.kids().map(|(id, _)| id).collect::<Vec<_>>(),
+                "kids": d.kids_in_key_order(),
                 // What a driver needs to check the tree from outside.
                 "done": d.is_done(),
                 "changing": d.op().is_some(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::durable::Saved;
 use super::link::{Link, LinkConfig};
 use super::msg::{AddLeaf, Body, DsMsg};
 use crate::node::{Ctx, NodeId};
@@ -35,6 +36,8 @@ pub struct UserConfig {
     /// In time order.
     pub steps: Vec<Step>,
     pub link: LinkConfig,
+    /// Keep the state in memory only (see `DataConfig::volatile`).
+    pub volatile: bool,
 }
 
 impl Default for UserConfig {
@@ -43,6 +46,7 @@ impl Default for UserConfig {
             root: NodeId(0),
             steps: Vec::new(),
             link: LinkConfig::default(),
+            volatile: false,
         }
     }
 }
@@ -84,29 +88,46 @@ impl UserConfig {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct LeafState {
     id: Option<NodeId>,
     waiting: Vec<Body>,
 }
 
+/// Saved but for its script (its config) and the timer flags.
+#[derive(Serialize, Deserialize)]
 pub struct User {
+    #[serde(skip)]
     cfg: UserConfig,
     link: Link,
     next: usize,
     leaves: BTreeMap<String, LeafState>,
     sent_total: i64,
+    #[serde(skip)]
+    pub(super) saved: Saved,
 }
 
 impl User {
     pub fn new(cfg: UserConfig) -> Self {
         User {
             link: Link::new(cfg.link),
+            saved: Saved::new(!cfg.volatile),
             cfg,
             next: 0,
             leaves: BTreeMap::new(),
             sent_total: 0,
         }
+    }
+
+    /// Takes over the state saved before a restart: the script goes on
+    /// from the step it had reached.
+    pub fn resume(&mut self, ctx: &mut Ctx<'_, DsMsg>, saved: User) {
+        let cfg = std::mem::take(&mut self.cfg);
+        let keep = self.saved;
+        *self = saved;
+        (self.cfg, self.saved) = (cfg, keep);
+        self.link.resume(ctx);
+        self.play(ctx);
     }
 
     /// The sum of the inputs the script has issued so far.
@@ -205,19 +226,30 @@ impl User {
 }
 
 /// Holds the root's running total.
+#[derive(Serialize, Deserialize)]
 pub struct Output {
     link: Link,
     total: i64,
     updates: u64,
+    #[serde(skip)]
+    pub(super) saved: Saved,
 }
 
 impl Output {
-    pub fn new(link: LinkConfig) -> Self {
+    pub fn new(link: LinkConfig, volatile: bool) -> Self {
         Output {
             link: Link::new(link),
             total: 0,
             updates: 0,
+            saved: Saved::new(!volatile),
         }
+    }
+
+    pub fn resume(&mut self, ctx: &mut Ctx<'_, DsMsg>, saved: Output) {
+        let keep = self.saved;
+        *self = saved;
+        self.saved = keep;
+        self.link.resume(ctx);
     }
 
     pub fn total(&self) -> i64 {
