@@ -11,7 +11,8 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::net::{
-    CompiledFaults, DropReason, Latency, LinkSpec, MessageFaults, Sampler, Verdict, decide,
+    CompiledFaults, DropReason, Latency, LinkSpec, MessageFaults, OneShotDrop, Sampler, Verdict,
+    decide,
 };
 use crate::rng::DetRng;
 
@@ -52,6 +53,8 @@ pub struct Network {
     plain_links: bool,
     /// Explicit links with message faults of their own.
     faulty_links: usize,
+    /// Armed "drop this message" rules, by node ids; almost always none.
+    one_shots: Vec<OneShotDrop>,
 }
 
 impl Network {
@@ -79,7 +82,33 @@ impl Network {
             plain: true,
             plain_links: false,
             faulty_links: 0,
+            one_shots: Vec::new(),
         }
+    }
+
+    /// Arms a one-shot rule: the `nth` message of `kind` from node `from`
+    /// to node `to` from now on is dropped.
+    pub fn drop_one(&mut self, from: u32, to: u32, kind: &str, nth: u64) -> Result<()> {
+        let rule = OneShotDrop::new(from, to, kind, nth, self.kinds)?;
+        self.one_shots.push(rule);
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub fn has_one_shots(&self) -> bool {
+        !self.one_shots.is_empty()
+    }
+
+    /// Whether a one-shot rule takes this message (and is spent by it).
+    #[cold]
+    pub fn one_shot(&mut self, from: u32, to: u32, kind: usize) -> bool {
+        let mut hit = false;
+        self.one_shots.retain_mut(|r| {
+            let h = r.hits(from, to, kind);
+            hit |= h;
+            !h
+        });
+        hit
     }
 
     pub fn add_machine(&mut self) {
@@ -393,6 +422,17 @@ mod tests {
         assert_eq!(delay(net.route(0, 1, 0, &mut rng)), None);
         assert_eq!(net.can_arrive(0, 1), Some(DropReason::LinkDown));
         assert_eq!(net.can_arrive(2, 0), None);
+    }
+
+    #[test]
+    fn simulated_one_shot_drops_once() {
+        let mut net = Network::new(KINDS, 1, Latency::Constant { ms: 0.0 }, None);
+        assert!(net.drop_one(3, 4, "Nope", 0).is_err());
+        assert!(!net.has_one_shots());
+        net.drop_one(3, 4, "Ping", 1).unwrap();
+        assert!(!net.one_shot(3, 4, 0), "the first Ping goes through");
+        assert!(net.one_shot(3, 4, 0), "the second is dropped");
+        assert!(!net.has_one_shots(), "and the rule is spent");
     }
 
     #[test]
