@@ -388,6 +388,25 @@ async fn browser_view_kv_run() {
     );
     shot(&c, &shots, "7-skewed-clock.png").await;
 
+    // The other pictures, from states shaped as those systems' `status`:
+    // a datasets tree of a root and two leaves, and a replica with one
+    // version not yet visible.
+    let tree = js(
+        &c,
+        "const t = picture('datasets', [{height: 1, parent: null, kids: [1, 2], total: 3}, \
+         {height: 0, parent: 0, kids: [], total: 1}, {height: 0, parent: 0, kids: [], total: 2}], 1); \
+         return [(t.match(/class=\"tnode/g) || []).length, (t.match(/<line/g) || []).length, t.includes('2 leaves')];",
+    )
+    .await;
+    assert_eq!(tree, json!([3, 2, true]));
+    let hidden = js(
+        &c,
+        "return (picture('consistency', [{objects: [{object: 0, held: '2.1', visible: '1.1'}, \
+         {object: 1, held: '1.0', visible: '1.0'}]}], 0).match(/hidden-version/g) || []).length;",
+    )
+    .await;
+    assert_eq!(hidden, json!(1));
+
     c.close().await.unwrap();
     eprintln!("screenshots in {}", shots.display());
 }

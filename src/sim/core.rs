@@ -179,16 +179,6 @@ impl<M: Message> Core<M> {
             kind: kind as u16,
         };
         let from_machine = self.node_machine[from as usize];
-        if self.net.has_one_shots() && self.net.one_shot(from, to, kind) {
-            self.trace.record_msg(self.now, sent, None, &msg);
-            let link = self
-                .node_machine
-                .get(to as usize)
-                .map(|&m| (from_machine, m));
-            self.stats.tally(from, link, kind, Tally::Sent);
-            self.drop_msg(from, to, link, kind, DropReason::Chosen);
-            return;
-        }
         let Some(&to_machine) = self.node_machine.get(to as usize) else {
             self.trace.record_msg(self.now, sent, None, &msg);
             self.stats.tally(from, None, kind, Tally::Sent);
@@ -198,7 +188,10 @@ impl<M: Message> Core<M> {
         let link = (from_machine, to_machine);
         self.stats.tally(from, Some(link), kind, Tally::Sent);
         let rng = &mut self.net_rng[from_machine as usize];
-        match self.net.route(from_machine, to_machine, kind, rng) {
+        match self
+            .net
+            .route(from_machine, to_machine, (from, to), kind, rng)
+        {
             Verdict::Drop(reason) => {
                 self.trace.record_msg(self.now, sent, None, &msg);
                 self.drop_msg(from, to, Some(link), kind, reason)

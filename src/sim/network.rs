@@ -87,27 +87,26 @@ impl Network {
     }
 
     /// Arms a one-shot rule: the `nth` message of `kind` from node `from`
-    /// to node `to` from now on is dropped.
+    /// to node `to` routed from now on is dropped.
     pub fn drop_one(&mut self, from: u32, to: u32, kind: &str, nth: u64) -> Result<()> {
         let rule = OneShotDrop::new(from, to, kind, nth, self.kinds)?;
         self.one_shots.push(rule);
+        self.refresh_plain();
         Ok(())
-    }
-
-    #[inline(always)]
-    pub fn has_one_shots(&self) -> bool {
-        !self.one_shots.is_empty()
     }
 
     /// Whether a one-shot rule takes this message (and is spent by it).
     #[cold]
-    pub fn one_shot(&mut self, from: u32, to: u32, kind: usize) -> bool {
+    fn one_shot(&mut self, nodes: (u32, u32), kind: usize) -> bool {
         let mut hit = false;
         self.one_shots.retain_mut(|r| {
-            let h = r.hits(from, to, kind);
+            let h = r.hits(nodes.0, nodes.1, kind);
             hit |= h;
             !h
         });
+        if hit {
+            self.refresh_plain();
+        }
         hit
     }
 
@@ -217,7 +216,8 @@ impl Network {
     }
 
     fn refresh_plain(&mut self) {
-        let no_faults = !self.partitions
+        let no_faults = self.one_shots.is_empty()
+            && !self.partitions
             && self.global_faults.is_none()
             && self.machine_faults.iter().all(Option::is_none);
         self.plain = self.index.is_empty() && no_faults;
@@ -225,10 +225,18 @@ impl Network {
         self.plain_links = !self.index.is_empty() && no_faults && self.faulty_links == 0;
     }
 
-    /// Decides the fate of one message from machine `from` to `to`.
-    /// `sender_rng` is the sending machine's network stream.
+    /// Decides the fate of one message from machine `from` to `to`, sent
+    /// by node `nodes.0` to node `nodes.1`. `sender_rng` is the sending
+    /// machine's network stream.
     #[inline(always)]
-    pub fn route(&mut self, from: u32, to: u32, kind: usize, sender_rng: &mut DetRng) -> Verdict {
+    pub fn route(
+        &mut self,
+        from: u32,
+        to: u32,
+        nodes: (u32, u32),
+        kind: usize,
+        sender_rng: &mut DetRng,
+    ) -> Verdict {
         if self.plain
             && from != to
             && let Some(latency) = &self.default
@@ -250,10 +258,21 @@ impl Network {
                 };
             }
         }
-        self.route_slow(from, to, kind, sender_rng)
+        self.route_slow(from, to, nodes, kind, sender_rng)
     }
 
-    fn route_slow(&mut self, from: u32, to: u32, kind: usize, sender_rng: &mut DetRng) -> Verdict {
+    fn route_slow(
+        &mut self,
+        from: u32,
+        to: u32,
+        nodes: (u32, u32),
+        kind: usize,
+        sender_rng: &mut DetRng,
+    ) -> Verdict {
+        // First, so that every routed message counts toward `nth`.
+        if !self.one_shots.is_empty() && self.one_shot(nodes, kind) {
+            return Verdict::Drop(DropReason::Chosen);
+        }
         if from == to {
             return Verdict::Deliver {
                 delay: self.local.sample(sender_rng),
@@ -367,11 +386,11 @@ mod tests {
         net.set_faults(Some(0), &faults).unwrap();
         let mut rng = stream(1, "t", 0);
         assert_eq!(
-            net.route(0, 1, 1, &mut rng),
+            net.route(0, 1, (0, 1), 1, &mut rng),
             Verdict::Drop(DropReason::Loss)
         );
         assert!(matches!(
-            net.route(0, 1, 0, &mut rng),
+            net.route(0, 1, (0, 1), 0, &mut rng),
             Verdict::Deliver {
                 delay: 1_000_000,
                 ..
@@ -379,7 +398,7 @@ mod tests {
         ));
         // Faults are on what machine 0 sends only.
         assert!(matches!(
-            net.route(1, 0, 1, &mut rng),
+            net.route(1, 0, (1, 0), 1, &mut rng),
             Verdict::Deliver { .. }
         ));
     }
@@ -397,13 +416,17 @@ mod tests {
             Verdict::Deliver { delay, .. } => Some(delay),
             Verdict::Drop(_) => None,
         };
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
-        assert_eq!(delay(net.route(1, 0, 0, &mut rng)), None, "no link back");
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), Some(7_000_000));
+        assert_eq!(
+            delay(net.route(1, 0, (1, 0), 0, &mut rng)),
+            None,
+            "no link back"
+        );
         net.add_machine();
         net.set_link(2, 0, &LinkSpec::new(Latency::Constant { ms: 3.0 }))
             .unwrap();
-        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), Some(3_000_000));
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        assert_eq!(delay(net.route(2, 0, (2, 0), 0, &mut rng)), Some(3_000_000));
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), Some(7_000_000));
         // A link's own faults apply while the others stay plain.
         let lossy = LinkSpec {
             faults: MessageFaults {
@@ -413,26 +436,49 @@ mod tests {
             ..LinkSpec::new(Latency::Constant { ms: 3.0 })
         };
         net.set_link(2, 0, &lossy).unwrap();
-        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), None);
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        assert_eq!(delay(net.route(2, 0, (2, 0), 0, &mut rng)), None);
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), Some(7_000_000));
         net.set_link(2, 0, &LinkSpec::new(Latency::Constant { ms: 3.0 }))
             .unwrap();
-        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), Some(3_000_000));
+        assert_eq!(delay(net.route(2, 0, (2, 0), 0, &mut rng)), Some(3_000_000));
         net.set_link_up(0, 1, false);
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), None);
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), None);
         assert_eq!(net.can_arrive(0, 1), Some(DropReason::LinkDown));
         assert_eq!(net.can_arrive(2, 0), None);
     }
 
     #[test]
     fn simulated_one_shot_drops_once() {
-        let mut net = Network::new(KINDS, 1, Latency::Constant { ms: 0.0 }, None);
+        let mut net = Network::new(
+            KINDS,
+            1,
+            Latency::Constant { ms: 0.0 },
+            Some(Latency::Constant { ms: 1.0 }),
+        );
+        net.add_machine();
+        net.add_machine();
         assert!(net.drop_one(3, 4, "Nope", 0).is_err());
-        assert!(!net.has_one_shots());
         net.drop_one(3, 4, "Ping", 1).unwrap();
-        assert!(!net.one_shot(3, 4, 0), "the first Ping goes through");
-        assert!(net.one_shot(3, 4, 0), "the second is dropped");
-        assert!(!net.has_one_shots(), "and the rule is spent");
+        let mut rng = stream(1, "t", 0);
+        let mut route = |nodes| net.route(0, 1, nodes, 0, &mut rng);
+        assert!(
+            matches!(route((4, 3)), Verdict::Deliver { .. }),
+            "other nodes"
+        );
+        assert!(
+            matches!(route((3, 4)), Verdict::Deliver { .. }),
+            "the first Ping"
+        );
+        assert_eq!(
+            route((3, 4)),
+            Verdict::Drop(DropReason::Chosen),
+            "the second"
+        );
+        assert!(
+            matches!(route((3, 4)), Verdict::Deliver { .. }),
+            "the rule is spent"
+        );
+        assert!(net.plain, "and the network plain again");
     }
 
     #[test]
@@ -448,16 +494,16 @@ mod tests {
         net.set_link_up(0, 1, false);
         let mut rng = stream(1, "t", 0);
         assert_eq!(
-            net.route(0, 1, 0, &mut rng),
+            net.route(0, 1, (0, 1), 0, &mut rng),
             Verdict::Drop(DropReason::LinkDown)
         );
         assert!(matches!(
-            net.route(1, 0, 0, &mut rng),
+            net.route(1, 0, (1, 0), 0, &mut rng),
             Verdict::Deliver { .. }
         ));
         net.heal_all();
         assert!(matches!(
-            net.route(0, 1, 0, &mut rng),
+            net.route(0, 1, (0, 1), 0, &mut rng),
             Verdict::Deliver { .. }
         ));
     }

@@ -165,6 +165,15 @@ impl Trace {
 
     #[inline(always)]
     pub fn record(&mut self, time_ns: u64, ev: TraceEvent) {
+        self.fold(time_ns, ev);
+        if self.out.is_some() {
+            self.write_line(time_ns, ev);
+        }
+    }
+
+    /// Folds the event into the hash.
+    #[inline(always)]
+    fn fold(&mut self, time_ns: u64, ev: TraceEvent) {
         let [a, b, c] = ev.words();
         // The words mix independently; only one multiply is on the chain
         // from one event's hash to the next.
@@ -172,9 +181,6 @@ impl Trace {
             ^ b.wrapping_mul(MUL_B)
             ^ c.rotate_left(43);
         self.hash = (self.hash.rotate_left(5) ^ m).wrapping_mul(MUL);
-        if self.out.is_some() {
-            self.write_line(time_ns, ev);
-        }
     }
 
     /// A send or duplicate: hashed like [`Trace::record`]; a written line
@@ -188,10 +194,10 @@ impl Trace {
         arrive: Option<u64>,
         msg: &M,
     ) {
-        if self.out.is_none() {
-            return self.record(time_ns, ev);
+        if self.out.is_some() {
+            return self.write_msg(time_ns, ev, arrive, msg);
         }
-        self.write_msg(time_ns, ev, arrive, msg);
+        self.fold(time_ns, ev);
     }
 
     #[cold]
@@ -202,9 +208,7 @@ impl Trace {
         arrive: Option<u64>,
         msg: &dyn std::fmt::Debug,
     ) {
-        let out_was = self.out.take();
-        self.record(time_ns, ev);
-        self.out = out_was;
+        self.fold(time_ns, ev);
         let t = time_ns as f64 / 1e9;
         let (name, from, to, k) = match ev {
             TraceEvent::Send { from, to, kind } => ("send", from, to, kind),

@@ -87,6 +87,11 @@ pub fn drop_fault(req: &ForkRequest, tr: &TraceIndex) -> Result<Value> {
             e.ev.name()
         )));
     }
+    if e.pair != super::trace_index::NONE && tr.events[e.pair as usize].ev == Ev::Drop {
+        return Err(Error::input(format!(
+            "message={i}: this message was dropped already"
+        )));
+    }
     let ns = (e.t * 1e9).round() as u64;
     if ns == 0 {
         return Err(Error::input(format!(
@@ -328,6 +333,21 @@ mod tests {
         assert_eq!(f["nth"], 1, "the second Ping 0→1 of that instant");
         assert_eq!(drop(1).unwrap()["nth"], 0);
         assert!(drop(3).is_err(), "a delivery is not a send");
+        // Only messages that got through can be dropped.
+        let lost = TraceIndex::parse(
+            br#"{"t":0.5,"ev":"send","from":0,"to":1,"kind":"Ping"}
+{"t":0.5,"ev":"drop","from":0,"to":1,"kind":"Ping","reason":"loss"}
+"#,
+        )
+        .unwrap();
+        let err = drop_fault(
+            &ForkRequest {
+                message: Some(0),
+                ..req("drop")
+            },
+            &lost,
+        );
+        assert!(err.unwrap_err().to_string().contains("dropped already"));
         assert!(drop(9).is_err());
         assert!(
             drop_fault(
