@@ -1,7 +1,8 @@
 //! `dz view` in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`) through WebDriver: a kv run is drawn, the slider
 //! changes what is shown, a node's panel opens, a "what if" crash makes a
-//! branch, and the logs filter. Screenshots of each step go to
+//! branch, a clicked message is dropped in another, the logs filter, and a
+//! clocks run shows its skewed machine and a Lamport clock's picture. Screenshots of each step go to
 //! `$CARGO_TARGET_TMPDIR/browser_view/`. Without Chromium the test skips
 //! loudly, unless DZ_REQUIRE_BROWSER=1.
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use view_support::{Server, kv_run};
+use view_support::{Server, kv_run, simulate};
 
 fn find(cmds: &[&str]) -> Option<String> {
     cmds.iter()
@@ -241,6 +242,52 @@ async fn browser_view_kv_run() {
     assert!(runs.as_str().unwrap().contains("crash s3"), "{runs}");
     shot(&c, &shots, "4-what-if-branch.png").await;
 
+    // Click a message in flight: its panel offers "drop this message", and
+    // the branch it makes has that message dropped.
+    let i = until(
+        &c,
+        "a delivered message in flight",
+        "(view.stage.inflight || []).filter(m => m.ev === 'send' && m.pair_ev === 'deliver' && document.querySelector(`#ring circle.msg[data-i=\"${m.i}\"]`)).map(m => m.i)[0]",
+    )
+    .await;
+    js(&c, &format!("document.querySelector('#ring circle.msg[data-i=\"{i}\"]').dispatchEvent(new MouseEvent('click', {{bubbles: true}}));")).await;
+    until(
+        &c,
+        "the message panel",
+        "document.getElementById('drop-btn')",
+    )
+    .await;
+    c.find(Locator::Id("drop-btn"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "the drop branch", "document.querySelectorAll('#runs option').length === 3 && document.getElementById('fork-status').textContent.includes('branch 2')").await;
+    let fate = until(
+        &c,
+        "the dropped message's panel",
+        "document.getElementById('msg-drop') && document.getElementById('msg-drop').textContent",
+    )
+    .await;
+    assert!(fate.as_str().unwrap().contains("chosen"), "{fate}");
+    let contents = until(
+        &c,
+        "the message's contents",
+        "document.getElementById('msg-contents') && document.getElementById('msg-contents').textContent",
+    )
+    .await;
+    let m = server.get_json(&format!("/api/message?run=2&i={i}"));
+    assert_eq!(m["pair_ev"], "drop", "{m}");
+    assert!(
+        contents
+            .as_str()
+            .unwrap()
+            .starts_with(m["kind"].as_str().unwrap()),
+        "{contents} vs {m}"
+    );
+    shot(&c, &shots, "6-drop-message.png").await;
+
     // Back on the original run, the logs filter by machine and text; a
     // line moves the slider.
     c.find(Locator::Css("#runs"))
@@ -287,6 +334,79 @@ async fn browser_view_kv_run() {
         "parseFloat(document.getElementById('time').value) > 0.1",
     )
     .await;
+
+    // A clocks run: the skewed machine shows how far off its clock is, and
+    // a machine's panel draws its Lamport clock and queue.
+    let clocks = simulate(
+        dir.path(),
+        "clocks-skewed.json",
+        "clocks",
+        &["--duration", "2s"],
+    );
+    let server2 = Server::start(&clocks, &dir.path().join("tmp"));
+    server2.wait_states(0);
+    c.goto(&format!("{}/", server2.url)).await.unwrap();
+    until(
+        &c,
+        "four machines",
+        "document.querySelectorAll('#ring g.machine').length === 4",
+    )
+    .await;
+    seek(&c, 1.0).await;
+    let skew = until(
+        &c,
+        "the skew badge",
+        "document.querySelector('#ring g.machine[data-node=\"2\"] text.skew') && document.querySelector('#ring g.machine[data-node=\"2\"] text.skew').textContent",
+    )
+    .await;
+    // 250 ms offset plus 5000 ppm over 1 s.
+    assert_eq!(skew, "clock +255.0 ms");
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelectorAll('#ring text.skew').length;"
+        )
+        .await,
+        1
+    );
+    until(&c, "states", "view.meta && view.meta.states_ready").await;
+    c.find(Locator::Css("#ring g.machine[data-node='2'] circle.body"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let lamport = until(
+        &c,
+        "the clock picture",
+        "document.querySelector('#node-picture .lamport') && document.querySelector('#node-picture .lamport').textContent",
+    )
+    .await;
+    assert!(
+        lamport.as_str().unwrap().parse::<u64>().unwrap() > 0,
+        "{lamport}"
+    );
+    shot(&c, &shots, "7-skewed-clock.png").await;
+
+    // The other pictures, from states shaped as those systems' `status`:
+    // a datasets tree of a root and two leaves, and a replica with one
+    // version not yet visible.
+    let tree = js(
+        &c,
+        "const t = picture('datasets', [{height: 1, parent: null, kids: [1, 2], total: 3}, \
+         {height: 0, parent: 0, kids: [], total: 1}, {height: 0, parent: 0, kids: [], total: 2}], 1); \
+         return [(t.match(/class=\"tnode/g) || []).length, (t.match(/<line/g) || []).length, t.includes('2 leaves')];",
+    )
+    .await;
+    assert_eq!(tree, json!([3, 2, true]));
+    let hidden = js(
+        &c,
+        "return (picture('consistency', [{objects: [{object: 0, held: '2.1', visible: '1.1'}, \
+         {object: 1, held: '1.0', visible: '1.0'}]}], 0).match(/hidden-version/g) || []).length;",
+    )
+    .await;
+    assert_eq!(hidden, json!(1));
+
     c.close().await.unwrap();
     eprintln!("screenshots in {}", shots.display());
 }

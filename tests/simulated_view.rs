@@ -1,11 +1,12 @@
-//! `dz view` over plain HTTP: windows of a kv run, node states from the
-//! re-run, log filters, a "what if" branch, and bad requests and paths
-//! answered with a reason instead of a panic.
+//! `dz view` over plain HTTP: windows of a kv run, node states and message
+//! contents from the re-run, log filters, "what if" branches (a crash, a
+//! dropped message; also of a sim-check seed), skewed clocks, and bad
+//! requests and paths answered with a reason instead of a panic.
 
 mod view_support;
 
 use serde_json::Value;
-use view_support::{Server, dz, kv_run};
+use view_support::{Server, dz, kv_run, simulate};
 
 #[test]
 fn simulated_view_serves_windows_states_logs_and_branches() {
@@ -78,6 +79,28 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
             .is_some_and(|m| !m.is_empty()),
         "{n}"
     );
+    // Message contents come from the re-run's trace: a send's and its
+    // delivery's are the message's Debug form, starting with its kind.
+    assert_eq!(meta["has_contents"], true, "{meta}");
+    let w = s.get_json("/api/events?from=0.5&to=0.6&limit=200");
+    let send = w["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ev"] == "send" && e["pair_ev"] == "deliver")
+        .unwrap()
+        .clone();
+    let m = s.get_json(&format!("/api/message?i={}", send["i"]));
+    let contents = m["contents"].as_str().unwrap_or_else(|| panic!("{m}"));
+    assert!(
+        contents.starts_with(send["kind"].as_str().unwrap()),
+        "{contents} is not a {}",
+        send["kind"]
+    );
+    let d = s.get_json(&format!("/api/message?i={}", send["pair"]));
+    assert_eq!(d["ev"], "deliver");
+    assert_eq!(d["pair"], send["i"]);
+    assert_eq!(d["contents"], m["contents"]);
     let crashed = s.get_json("/api/node?node=0&t=1.5");
     assert_eq!(crashed["up"], false);
     assert_eq!(crashed["state"], Value::Null);
@@ -116,6 +139,67 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
     assert_eq!(same_a["events"], same_b["events"]);
     assert_eq!(s.get_json("/api/runs").as_array().unwrap().len(), 2);
 
+    // What if one message had been lost: the first send after 1.2 s that
+    // was delivered. The branch has it dropped (reason "chosen"), is the
+    // same run before it, and differs after.
+    let w = s.get_json("/api/events?run=0&from=1.2&to=1.3&limit=5000");
+    let sent = w["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ev"] == "send" && e["pair_ev"] == "deliver")
+        .unwrap_or_else(|| panic!("no delivered send in {w}"))
+        .clone();
+    let i = sent["i"].as_u64().unwrap();
+    let (code, body) = s.request(
+        "POST",
+        "/api/fork",
+        Some(&format!(
+            r#"{{"run":0,"at":{},"kind":"drop","message":{i}}}"#,
+            sent["t"]
+        )),
+    );
+    assert_eq!(code, 200, "{body}");
+    let b: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(b["id"], 2, "{b}");
+    assert_eq!(b["fault"]["kind"], "drop_message", "{b}");
+    assert!(b["label"].as_str().unwrap().contains("drop"), "{b}");
+    let m = s.get_json(&format!("/api/message?run=2&i={i}"));
+    for k in ["ev", "kind", "from", "to", "t"] {
+        assert_eq!(m[k], sent[k], "{k}: {m} vs {sent}");
+    }
+    assert_eq!(m["pair_ev"], "drop", "{m}");
+    assert_eq!(m["pair_reason"], "chosen", "{m}");
+    let upto = sent["t"].as_f64().unwrap();
+    let k = i.min(4000);
+    let before = |run: usize| {
+        s.get_json(&format!("/api/events?run={run}&start={}&limit={k}", i - k))["events"].clone()
+    };
+    assert_eq!(before(0).as_array().unwrap().len() as u64, k);
+    assert_eq!(before(0), before(2), "the branch differs before the drop");
+    // Exactly one delivery fewer of that kind on that link by the time the
+    // original was delivered.
+    let deliveries = |run: usize| {
+        let to = sent["pair_t"].as_f64().unwrap();
+        let w = s.get_json(&format!(
+            "/api/events?run={run}&from={upto}&to={to}&limit=5000"
+        ));
+        w["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["ev"] == "deliver"
+                    && e["from"] == sent["from"]
+                    && e["to"] == sent["to"]
+                    && e["kind"] == sent["kind"]
+            })
+            .count()
+    };
+    assert_eq!(deliveries(2) + 1, deliveries(0));
+    let runs = s.get_json("/api/runs");
+    assert_ne!(runs[0]["trace_hash"], runs[2]["trace_hash"], "{runs}");
+
     // Bad requests: a status and a reason, and the server lives on.
     for (method, path, body, want) in [
         ("GET", "/api/frame?t=abc", None, 400),
@@ -143,6 +227,18 @@ fn simulated_view_serves_windows_states_logs_and_branches() {
             "POST",
             "/api/fork",
             Some(r#"{"run":0,"at":1,"kind":"crash","machine":42}"#),
+            400,
+        ),
+        (
+            "POST",
+            "/api/fork",
+            Some(r#"{"run":0,"at":1,"kind":"drop"}"#),
+            400,
+        ),
+        (
+            "POST",
+            "/api/fork",
+            Some(r#"{"run":0,"at":1,"kind":"drop","message":999999999}"#),
             400,
         ),
     ] {
@@ -250,4 +346,105 @@ fn simulated_view_opens_a_kv_sim_check_seed() {
     // The trace hash printed for the seed is the one the viewer shows.
     let hash = meta["trace_hash"].as_str().unwrap();
     assert!(text.contains(hash), "{text}");
+
+    // The seed runs again for its node states (same hash) and branches.
+    assert_eq!(meta["can_fork"], true, "{meta}");
+    s.wait_states(0);
+    let meta = s.get_json("/api/meta");
+    let note = meta["states_note"].as_str().unwrap();
+    assert!(note.contains(&format!("same trace hash {hash}")), "{note}");
+    let f = s.get_json("/api/frame?t=0.3");
+    let states = f["states"].as_array().unwrap();
+    assert!(states.iter().any(|st| st["view"].as_u64().is_some()), "{f}");
+    let (code, body) = s.request(
+        "POST",
+        "/api/fork",
+        Some(r#"{"run":0,"at":0.5,"kind":"isolate","machine":1}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let b: Value = serde_json::from_str(&body).unwrap();
+    assert!(b["verdict"]["linearizable"].is_boolean(), "{b}");
+    assert_eq!(
+        s.get_json("/api/frame?run=1&t=0.6")["machines"]["isolated"][1],
+        true
+    );
+    assert_ne!(b["trace_hash"], meta["trace_hash"]);
+}
+
+/// A machine with a skewed clock carries its skew in the page's outline;
+/// a viewer's scratch directory does not outlive it.
+#[test]
+fn simulated_view_shows_skewed_clocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = simulate(
+        dir.path(),
+        "clocks-skewed.json",
+        "run",
+        &["--duration", "2s"],
+    );
+    // A dead viewer's scratch directory is swept by the next one.
+    let stale = dir.path().join("tmp/view/999999999");
+    std::fs::create_dir_all(&stale).unwrap();
+    let mut s = Server::start(&out, &dir.path().join("tmp"));
+    assert!(!stale.exists(), "stale scratch left");
+    let meta = s.get_json("/api/meta");
+    let m = meta["machines"].as_array().unwrap();
+    assert_eq!(m[2]["clock"]["offset_ms"], 250.0, "{meta}");
+    assert_eq!(m[2]["clock"]["drift_ppm"], 5000.0, "{meta}");
+    assert!(m[0]["clock"].is_null() && m[3]["clock"].is_null(), "{meta}");
+
+    // Its scratch (the re-run's states) goes when it is stopped.
+    s.wait_states(0);
+    let n = s.get_json("/api/node?node=2&t=1.5");
+    assert!(n["state"]["clock"].as_u64().is_some(), "{n}");
+    assert!(n["state"]["queue_now"].as_u64().is_some(), "{n}");
+    let work = dir.path().join(format!("tmp/view/{}", s.pid()));
+    assert!(work.join("run0/states.jsonl").is_file(), "{work:?}");
+    assert!(s.terminate().success());
+    assert!(!work.exists(), "{work:?} left behind");
+}
+
+/// A consistency replica's state lists, per object, the version it holds
+/// and the one reads see (what the node panel draws).
+#[test]
+fn simulated_view_shows_versions_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let topo = dir.path().join("raft.json");
+    std::fs::write(
+        &topo,
+        r#"{"meta": {"title": "three raft replicas, two writes", "seed": 5, "duration": "3s", "latency": 10},
+ "nodes": [
+  {"id": "r0", "consistency": "raft"},
+  {"id": "r1", "consistency": "raft",
+   "accesses": [{"at_ms": 1000, "object": 0, "write": true}, {"at_ms": 1500, "object": 1, "write": true}]},
+  {"id": "r2", "consistency": "raft"}]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let st = dz()
+        .env("DZ_TMP_DIR", dir.path().join("tmp"))
+        .args([
+            "simulate",
+            topo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let s = Server::start(&out, &dir.path().join("tmp"));
+    s.wait_states(0);
+    let early = s.get_json("/api/node?node=2&t=0.5");
+    let objects = early["state"]["objects"].as_array().unwrap();
+    assert!(objects.iter().all(|o| o["held"].is_null()), "{early}");
+    for n in 0..3 {
+        let late = s.get_json(&format!("/api/node?node={n}&t=2.9"));
+        let o = &late["state"]["objects"];
+        // r1 wrote both objects first (seq 1, writer 1); all hold and see them.
+        for k in 0..2 {
+            assert_eq!(o[k]["held"], "1.1", "{late}");
+            assert_eq!(o[k]["visible"], "1.1", "{late}");
+        }
+    }
 }

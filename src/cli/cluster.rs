@@ -427,6 +427,12 @@ fn describe(f: &Fault, state: &ClusterState) -> String {
         Fault::LinkDown { from, to } => format!("link {} → {} down", n(from), n(to)),
         Fault::LinkUp { from, to } => format!("link {} → {} up", n(from), n(to)),
         Fault::Storage { .. } => "disk faults set".into(),
+        Fault::DropMessage {
+            from,
+            to,
+            kind,
+            nth,
+        } => format!("message {nth} of kind {kind} from node {from} to node {to} to be dropped"),
     }
 }
 

@@ -234,31 +234,21 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
 }
 
 /// What `dz view` reads beside the trace: the machines' names, the seed
-/// and the verdict (there is no topology file: a sim-check seed is viewed,
-/// not re-run with "what if").
+/// and the verdict, and the seed's options, to run it again for node
+/// states and "what if".
 fn write_view_results(
     dir: &std::path::Path,
     r: &crate::drivers::kv::sim_check::SeedResult,
     o: &SimCheckOptions,
 ) -> anyhow::Result<()> {
-    let nodes: Vec<_> = (0..o.servers + o.workload.clients as usize)
-        .map(|i| {
-            let name = if i < o.servers {
-                format!("s{i}")
-            } else {
-                format!("c{i}")
-            };
-            serde_json::json!({"id": i, "name": name, "machine": name})
-        })
-        .collect();
-    let v = serde_json::json!({
-        "settings": {"system": "kv", "title": "kv sim-check seed"},
-        "seed": r.seed,
-        "trace_hash": r.trace_hash,
-        "nodes": nodes,
-        "verdict": {"linearizable": r.verdict.linearizable, "operations": r.verdict.operations,
-                    "violation_key": r.verdict.violation.as_ref().map(|v| v.0.clone()), "problem": r.problem},
-    });
-    crate::drivers::simulate::write_json(&dir.join("results.json"), &v)?;
+    use crate::drivers::kv::sim_check::view_results;
+    crate::drivers::simulate::write_json(&dir.join("results.json"), &view_results(r, o))?;
+    // What it takes to run the seed again: node states and "what if".
+    let again = SimCheckOptions {
+        trace: None,
+        ..o.clone()
+    };
+    let inputs = serde_json::json!({"seed": r.seed, "options": again});
+    crate::drivers::simulate::write_json(&dir.join("sim-check.json"), &inputs)?;
     Ok(())
 }

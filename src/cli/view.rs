@@ -21,6 +21,9 @@ pub struct Args {
 
 pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
     let work = default_out(settings, &["view", &std::process::id().to_string()]);
+    if let Some(parent) = work.parent() {
+        crate::view::remove_stale_work(parent);
+    }
     serve(&ViewOptions {
         path: a.path,
         port: a.port,

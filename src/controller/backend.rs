@@ -171,6 +171,14 @@ pub trait ControlPlane {
     /// Every record the nodes made so far (see [`crate::node::Record`]).
     async fn records(&mut self) -> Result<Vec<Record>>;
 
+    /// Drops the `nth` message of `kind` from `from` to `to` from now on.
+    async fn drop_message(&mut self, from: NodeId, to: NodeId, kind: &str, nth: u64) -> Result<()> {
+        let _ = (from, to, kind, nth);
+        Err(Error::input(
+            "dropping one chosen message is a simulation fault (use message_faults elsewhere)",
+        ))
+    }
+
     /// Disk faults on the nodes of `machine` (`None`: every machine).
     async fn set_storage_faults(
         &mut self,

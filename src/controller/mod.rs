@@ -181,6 +181,12 @@ impl<B: MachineBackend + ?Sized> Controller<B> {
             Fault::Pause { machine } => b.pause(*machine, true).await,
             Fault::Resume { machine } => b.pause(*machine, false).await,
             Fault::KillNode { node } => b.plane().kill_node(*node).await,
+            Fault::DropMessage {
+                from,
+                to,
+                kind,
+                nth,
+            } => b.plane().drop_message(*from, *to, kind, *nth).await,
             Fault::Storage { machine, faults } => {
                 b.plane().set_storage_faults(*machine, faults).await
             }

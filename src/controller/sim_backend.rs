@@ -168,6 +168,15 @@ impl<S: System> ControlPlane for SimBackend<S> {
         Ok(())
     }
 
+    async fn drop_message(&mut self, from: NodeId, to: NodeId, kind: &str, nth: u64) -> Result<()> {
+        self.sim.apply(&crate::net::Fault::DropMessage {
+            from,
+            to,
+            kind: kind.to_string(),
+            nth,
+        })
+    }
+
     async fn set_message_faults(
         &mut self,
         machine: Option<MachineId>,

@@ -31,10 +31,12 @@ pub enum DropReason {
     MachineDown,
     NoSuchNode,
     Codec,
+    /// Dropped on purpose by a one-shot "drop this message" fault.
+    Chosen,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Loss,
         DropReason::LinkDown,
         DropReason::Isolated,
@@ -42,6 +44,7 @@ impl DropReason {
         DropReason::MachineDown,
         DropReason::NoSuchNode,
         DropReason::Codec,
+        DropReason::Chosen,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl DropReason {
             DropReason::MachineDown => "machine_down",
             DropReason::NoSuchNode => "no_such_node",
             DropReason::Codec => "codec",
+            DropReason::Chosen => "chosen",
         }
     }
 }

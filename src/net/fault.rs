@@ -59,6 +59,16 @@ pub enum Fault {
     KillNode {
         node: NodeId,
     },
+    /// Drops the `nth` (from 0) message of kind `kind` that node `from`
+    /// sends to node `to` after this fault (simulated runs only: it is the
+    /// viewer's "drop this message").
+    DropMessage {
+        from: NodeId,
+        to: NodeId,
+        #[serde(rename = "message")]
+        kind: String,
+        nth: u64,
+    },
 }
 
 /// A fault at a point of the run.

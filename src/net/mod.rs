@@ -15,5 +15,5 @@ mod skew;
 pub use counts::{Counts, DropReason};
 pub use fault::{Fault, ScheduledFault};
 pub use latency::{Area, Latency, LinkSpec, Sampler, duration_ns};
-pub use rule::{CompiledFaults, DEFAULT_REORDER_MS, MessageFaults, Verdict, decide};
+pub use rule::{CompiledFaults, DEFAULT_REORDER_MS, MessageFaults, OneShotDrop, Verdict, decide};
 pub use skew::ClockSkew;

@@ -147,6 +147,50 @@ pub fn decide(
     Verdict::Deliver { delay, duplicate }
 }
 
+/// "Drop this message": a one-shot rule that drops the `nth` (from 0)
+/// message of one kind that node `from` sends to node `to` after it is
+/// armed, then retires. Deterministic runs make "the nth after this moment"
+/// name the same message in the run and in its what-if branch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneShotDrop {
+    from: u32,
+    to: u32,
+    kind: usize,
+    /// Matching messages still to let through before the one to drop.
+    skip: u64,
+}
+
+impl OneShotDrop {
+    /// Resolves `kind` against the system's kinds (unknown kinds refused).
+    pub fn new(from: u32, to: u32, kind: &str, nth: u64, kinds: &[&str]) -> Result<Self> {
+        let kind = kinds.iter().position(|k| *k == kind).ok_or_else(|| {
+            Error::input(format!(
+                "drop_message names unknown message kind {kind:?} (known: {})",
+                kinds.join(", ")
+            ))
+        })?;
+        Ok(OneShotDrop {
+            from,
+            to,
+            kind,
+            skip: nth,
+        })
+    }
+
+    /// Whether this message is the one to drop; counts the matching ones.
+    /// Once it has said yes the rule is spent (the caller removes it).
+    pub fn hits(&mut self, from: u32, to: u32, kind: usize) -> bool {
+        if (from, to, kind) != (self.from, self.to, self.kind) {
+            return false;
+        }
+        if self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +257,17 @@ mod tests {
         assert!((rate(lost, n) - 0.2).abs() < 0.01, "loss {lost}");
         assert!((rate(dup, n - lost) - 0.1).abs() < 0.01, "dup {dup}");
         assert!((rate(late, n - lost) - 0.3).abs() < 0.01, "reorder {late}");
+    }
+
+    #[test]
+    fn simulated_one_shot_drop_takes_the_nth_match_only() {
+        assert!(OneShotDrop::new(0, 1, "Nope", 0, KINDS).is_err());
+        let mut r = OneShotDrop::new(0, 1, "Pong", 2, KINDS).unwrap();
+        // Other links and kinds do not count.
+        assert!(!r.hits(1, 0, 1));
+        assert!(!r.hits(0, 1, 0));
+        assert!(!r.hits(0, 1, 1));
+        assert!(!r.hits(0, 1, 1));
+        assert!(r.hits(0, 1, 1));
     }
 }

@@ -170,16 +170,17 @@ impl<M: Message> Core<M> {
     #[inline(always)]
     pub fn send(&mut self, from: u32, to: u32, msg: M) {
         let kind = msg.kind();
-        self.trace.record(
-            self.now,
-            TraceEvent::Send {
-                from,
-                to,
-                kind: kind as u16,
-            },
-        );
+        // The send is traced once its fate is known, so that a written
+        // trace can say when it arrives (what pairs it with its delivery);
+        // nothing is traced in between, so the hash is the same.
+        let sent = TraceEvent::Send {
+            from,
+            to,
+            kind: kind as u16,
+        };
         let from_machine = self.node_machine[from as usize];
         let Some(&to_machine) = self.node_machine.get(to as usize) else {
+            self.trace.record_msg(self.now, sent, None, &msg);
             self.stats.tally(from, None, kind, Tally::Sent);
             self.drop_msg(from, to, None, kind, DropReason::NoSuchNode);
             return;
@@ -187,13 +188,20 @@ impl<M: Message> Core<M> {
         let link = (from_machine, to_machine);
         self.stats.tally(from, Some(link), kind, Tally::Sent);
         let rng = &mut self.net_rng[from_machine as usize];
-        match self.net.route(from_machine, to_machine, kind, rng) {
-            Verdict::Drop(reason) => self.drop_msg(from, to, Some(link), kind, reason),
+        match self
+            .net
+            .route(from_machine, to_machine, (from, to), kind, rng)
+        {
+            Verdict::Drop(reason) => {
+                self.trace.record_msg(self.now, sent, None, &msg);
+                self.drop_msg(from, to, Some(link), kind, reason)
+            }
             Verdict::Deliver { delay, duplicate } => {
                 let msg = if self.cfg.check_wire {
                     match check_codec(&msg) {
                         Ok(m) => m,
                         Err(e) => {
+                            self.trace.record_msg(self.now, sent, None, &msg);
                             self.wire_errors.push(e);
                             self.drop_msg(from, to, Some(link), kind, DropReason::Codec);
                             return;
@@ -202,15 +210,19 @@ impl<M: Message> Core<M> {
                 } else {
                     msg
                 };
+                self.trace
+                    .record_msg(self.now, sent, Some(self.now + delay), &msg);
                 if let Some(d) = duplicate {
                     self.stats.tally(from, Some(link), kind, Tally::Duplicated);
-                    self.trace.record(
+                    self.trace.record_msg(
                         self.now,
                         TraceEvent::Duplicate {
                             from,
                             to,
                             kind: kind as u16,
                         },
+                        Some(self.now + d),
+                        &msg,
                     );
                     self.queue.push(
                         self.now + d,

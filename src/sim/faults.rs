@@ -41,6 +41,19 @@ impl<N: Node> Simulation<N> {
                 }
                 self.kill_node(*node);
             }
+            Fault::DropMessage {
+                from,
+                to,
+                kind,
+                nth,
+            } => {
+                for n in [from, to] {
+                    if n.0 as usize >= self.node_count() {
+                        return Err(Error::input(format!("no node {n}")));
+                    }
+                }
+                self.core.net.drop_one(from.0, to.0, kind, *nth)?;
+            }
             Fault::Pause { .. } | Fault::Resume { .. } => {
                 return Err(Error::input("simulated machines cannot be paused"));
             }

@@ -11,7 +11,8 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::net::{
-    CompiledFaults, DropReason, Latency, LinkSpec, MessageFaults, Sampler, Verdict, decide,
+    CompiledFaults, DropReason, Latency, LinkSpec, MessageFaults, OneShotDrop, Sampler, Verdict,
+    decide,
 };
 use crate::rng::DetRng;
 
@@ -52,6 +53,8 @@ pub struct Network {
     plain_links: bool,
     /// Explicit links with message faults of their own.
     faulty_links: usize,
+    /// Armed "drop this message" rules, by node ids; almost always none.
+    one_shots: Vec<OneShotDrop>,
 }
 
 impl Network {
@@ -79,7 +82,32 @@ impl Network {
             plain: true,
             plain_links: false,
             faulty_links: 0,
+            one_shots: Vec::new(),
         }
+    }
+
+    /// Arms a one-shot rule: the `nth` message of `kind` from node `from`
+    /// to node `to` routed from now on is dropped.
+    pub fn drop_one(&mut self, from: u32, to: u32, kind: &str, nth: u64) -> Result<()> {
+        let rule = OneShotDrop::new(from, to, kind, nth, self.kinds)?;
+        self.one_shots.push(rule);
+        self.refresh_plain();
+        Ok(())
+    }
+
+    /// Whether a one-shot rule takes this message (and is spent by it).
+    #[cold]
+    fn one_shot(&mut self, nodes: (u32, u32), kind: usize) -> bool {
+        let mut hit = false;
+        self.one_shots.retain_mut(|r| {
+            let h = r.hits(nodes.0, nodes.1, kind);
+            hit |= h;
+            !h
+        });
+        if hit {
+            self.refresh_plain();
+        }
+        hit
     }
 
     pub fn add_machine(&mut self) {
@@ -188,7 +216,8 @@ impl Network {
     }
 
     fn refresh_plain(&mut self) {
-        let no_faults = !self.partitions
+        let no_faults = self.one_shots.is_empty()
+            && !self.partitions
             && self.global_faults.is_none()
             && self.machine_faults.iter().all(Option::is_none);
         self.plain = self.index.is_empty() && no_faults;
@@ -196,10 +225,18 @@ impl Network {
         self.plain_links = !self.index.is_empty() && no_faults && self.faulty_links == 0;
     }
 
-    /// Decides the fate of one message from machine `from` to `to`.
-    /// `sender_rng` is the sending machine's network stream.
+    /// Decides the fate of one message from machine `from` to `to`, sent
+    /// by node `nodes.0` to node `nodes.1`. `sender_rng` is the sending
+    /// machine's network stream.
     #[inline(always)]
-    pub fn route(&mut self, from: u32, to: u32, kind: usize, sender_rng: &mut DetRng) -> Verdict {
+    pub fn route(
+        &mut self,
+        from: u32,
+        to: u32,
+        nodes: (u32, u32),
+        kind: usize,
+        sender_rng: &mut DetRng,
+    ) -> Verdict {
         if self.plain
             && from != to
             && let Some(latency) = &self.default
@@ -221,10 +258,21 @@ impl Network {
                 };
             }
         }
-        self.route_slow(from, to, kind, sender_rng)
+        self.route_slow(from, to, nodes, kind, sender_rng)
     }
 
-    fn route_slow(&mut self, from: u32, to: u32, kind: usize, sender_rng: &mut DetRng) -> Verdict {
+    fn route_slow(
+        &mut self,
+        from: u32,
+        to: u32,
+        nodes: (u32, u32),
+        kind: usize,
+        sender_rng: &mut DetRng,
+    ) -> Verdict {
+        // First, so that every routed message counts toward `nth`.
+        if !self.one_shots.is_empty() && self.one_shot(nodes, kind) {
+            return Verdict::Drop(DropReason::Chosen);
+        }
         if from == to {
             return Verdict::Deliver {
                 delay: self.local.sample(sender_rng),
@@ -338,11 +386,11 @@ mod tests {
         net.set_faults(Some(0), &faults).unwrap();
         let mut rng = stream(1, "t", 0);
         assert_eq!(
-            net.route(0, 1, 1, &mut rng),
+            net.route(0, 1, (0, 1), 1, &mut rng),
             Verdict::Drop(DropReason::Loss)
         );
         assert!(matches!(
-            net.route(0, 1, 0, &mut rng),
+            net.route(0, 1, (0, 1), 0, &mut rng),
             Verdict::Deliver {
                 delay: 1_000_000,
                 ..
@@ -350,7 +398,7 @@ mod tests {
         ));
         // Faults are on what machine 0 sends only.
         assert!(matches!(
-            net.route(1, 0, 1, &mut rng),
+            net.route(1, 0, (1, 0), 1, &mut rng),
             Verdict::Deliver { .. }
         ));
     }
@@ -368,13 +416,17 @@ mod tests {
             Verdict::Deliver { delay, .. } => Some(delay),
             Verdict::Drop(_) => None,
         };
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
-        assert_eq!(delay(net.route(1, 0, 0, &mut rng)), None, "no link back");
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), Some(7_000_000));
+        assert_eq!(
+            delay(net.route(1, 0, (1, 0), 0, &mut rng)),
+            None,
+            "no link back"
+        );
         net.add_machine();
         net.set_link(2, 0, &LinkSpec::new(Latency::Constant { ms: 3.0 }))
             .unwrap();
-        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), Some(3_000_000));
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        assert_eq!(delay(net.route(2, 0, (2, 0), 0, &mut rng)), Some(3_000_000));
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), Some(7_000_000));
         // A link's own faults apply while the others stay plain.
         let lossy = LinkSpec {
             faults: MessageFaults {
@@ -384,15 +436,49 @@ mod tests {
             ..LinkSpec::new(Latency::Constant { ms: 3.0 })
         };
         net.set_link(2, 0, &lossy).unwrap();
-        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), None);
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), Some(7_000_000));
+        assert_eq!(delay(net.route(2, 0, (2, 0), 0, &mut rng)), None);
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), Some(7_000_000));
         net.set_link(2, 0, &LinkSpec::new(Latency::Constant { ms: 3.0 }))
             .unwrap();
-        assert_eq!(delay(net.route(2, 0, 0, &mut rng)), Some(3_000_000));
+        assert_eq!(delay(net.route(2, 0, (2, 0), 0, &mut rng)), Some(3_000_000));
         net.set_link_up(0, 1, false);
-        assert_eq!(delay(net.route(0, 1, 0, &mut rng)), None);
+        assert_eq!(delay(net.route(0, 1, (0, 1), 0, &mut rng)), None);
         assert_eq!(net.can_arrive(0, 1), Some(DropReason::LinkDown));
         assert_eq!(net.can_arrive(2, 0), None);
+    }
+
+    #[test]
+    fn simulated_one_shot_drops_once() {
+        let mut net = Network::new(
+            KINDS,
+            1,
+            Latency::Constant { ms: 0.0 },
+            Some(Latency::Constant { ms: 1.0 }),
+        );
+        net.add_machine();
+        net.add_machine();
+        assert!(net.drop_one(3, 4, "Nope", 0).is_err());
+        net.drop_one(3, 4, "Ping", 1).unwrap();
+        let mut rng = stream(1, "t", 0);
+        let mut route = |nodes| net.route(0, 1, nodes, 0, &mut rng);
+        assert!(
+            matches!(route((4, 3)), Verdict::Deliver { .. }),
+            "other nodes"
+        );
+        assert!(
+            matches!(route((3, 4)), Verdict::Deliver { .. }),
+            "the first Ping"
+        );
+        assert_eq!(
+            route((3, 4)),
+            Verdict::Drop(DropReason::Chosen),
+            "the second"
+        );
+        assert!(
+            matches!(route((3, 4)), Verdict::Deliver { .. }),
+            "the rule is spent"
+        );
+        assert!(net.plain, "and the network plain again");
     }
 
     #[test]
@@ -408,16 +494,16 @@ mod tests {
         net.set_link_up(0, 1, false);
         let mut rng = stream(1, "t", 0);
         assert_eq!(
-            net.route(0, 1, 0, &mut rng),
+            net.route(0, 1, (0, 1), 0, &mut rng),
             Verdict::Drop(DropReason::LinkDown)
         );
         assert!(matches!(
-            net.route(1, 0, 0, &mut rng),
+            net.route(1, 0, (1, 0), 0, &mut rng),
             Verdict::Deliver { .. }
         ));
         net.heal_all();
         assert!(matches!(
-            net.route(0, 1, 0, &mut rng),
+            net.route(0, 1, (0, 1), 0, &mut rng),
             Verdict::Deliver { .. }
         ));
     }

@@ -229,6 +229,11 @@ impl<N: Node> Simulation<N> {
         self.core.trace.write_to(path)
     }
 
+    /// Written traces also carry each message's contents (for `dz view`).
+    pub fn trace_contents(&mut self, on: bool) {
+        self.core.trace.with_contents(on);
+    }
+
     pub fn finish_trace(&mut self) -> std::io::Result<()> {
         self.core.trace.finish()
     }

@@ -125,7 +125,12 @@ pub struct Trace {
     kinds: &'static [&'static str],
     out: Option<BufWriter<File>>,
     error: Option<std::io::Error>,
+    /// Also write each message's contents (its `Debug` form) on its send.
+    contents: bool,
 }
+
+/// Longest message contents written, in bytes; the rest is cut.
+const CONTENTS_MAX: usize = 2000;
 
 const MUL: u64 = 0x517c_c1b7_2722_0a95;
 const MUL_B: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -138,7 +143,13 @@ impl Trace {
             kinds,
             out: None,
             error: None,
+            contents: false,
         }
+    }
+
+    /// Written sends (and duplicates) also carry the message's contents.
+    pub fn with_contents(&mut self, on: bool) {
+        self.contents = on;
     }
 
     /// Also writes every event to `path` as JSON lines.
@@ -154,6 +165,15 @@ impl Trace {
 
     #[inline(always)]
     pub fn record(&mut self, time_ns: u64, ev: TraceEvent) {
+        self.fold(time_ns, ev);
+        if self.out.is_some() {
+            self.write_line(time_ns, ev);
+        }
+    }
+
+    /// Folds the event into the hash.
+    #[inline(always)]
+    fn fold(&mut self, time_ns: u64, ev: TraceEvent) {
         let [a, b, c] = ev.words();
         // The words mix independently; only one multiply is on the chain
         // from one event's hash to the next.
@@ -161,8 +181,64 @@ impl Trace {
             ^ b.wrapping_mul(MUL_B)
             ^ c.rotate_left(43);
         self.hash = (self.hash.rotate_left(5) ^ m).wrapping_mul(MUL);
+    }
+
+    /// A send or duplicate: hashed like [`Trace::record`]; a written line
+    /// also says when it arrives (`arr`, ns; none if dropped at once), and
+    /// with contents on, what it holds.
+    #[inline(always)]
+    pub fn record_msg<M: std::fmt::Debug>(
+        &mut self,
+        time_ns: u64,
+        ev: TraceEvent,
+        arrive: Option<u64>,
+        msg: &M,
+    ) {
         if self.out.is_some() {
-            self.write_line(time_ns, ev);
+            return self.write_msg(time_ns, ev, arrive, msg);
+        }
+        self.fold(time_ns, ev);
+    }
+
+    #[cold]
+    fn write_msg(
+        &mut self,
+        time_ns: u64,
+        ev: TraceEvent,
+        arrive: Option<u64>,
+        msg: &dyn std::fmt::Debug,
+    ) {
+        self.fold(time_ns, ev);
+        let t = time_ns as f64 / 1e9;
+        let (name, from, to, k) = match ev {
+            TraceEvent::Send { from, to, kind } => ("send", from, to, kind),
+            TraceEvent::Duplicate { from, to, kind } => ("duplicate", from, to, kind),
+            other => return self.write_line(time_ns, other),
+        };
+        let kind = self.kinds.get(usize::from(k)).copied().unwrap_or("?");
+        let mut line =
+            format!(r#"{{"t":{t},"ev":"{name}","from":{from},"to":{to},"kind":"{kind}""#);
+        if let Some(a) = arrive {
+            line.push_str(&format!(r#","arr":{a}"#));
+        }
+        if self.contents {
+            let mut text = format!("{msg:?}");
+            if text.len() > CONTENTS_MAX {
+                let mut cut = CONTENTS_MAX;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push('…');
+            }
+            let json = serde_json::to_string(&text).unwrap_or_default();
+            line.push_str(&format!(r#","msg":{json}"#));
+        }
+        line.push('}');
+        let Some(out) = self.out.as_mut() else { return };
+        if let Err(e) = writeln!(out, "{line}") {
+            self.error.get_or_insert(e);
+            self.out = None;
         }
     }
 

@@ -179,6 +179,9 @@ struct RawFault {
     oneway: bool,
     groups: Option<Vec<Vec<Value>>>,
     node: Option<Value>,
+    /// drop_message: the message's kind and which one from the fault on.
+    message: Option<String>,
+    nth: Option<u64>,
     #[serde(flatten)]
     faults: RawMessageFaults,
 }

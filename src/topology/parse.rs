@@ -170,10 +170,30 @@ pub(super) fn fault_of(
                 node: NodeId(machine_ref(nodes, v, "node")? as u32),
             }]
         }
+        "drop_message" => {
+            let end = |v: &Option<Value>, f: &str| -> std::result::Result<NodeId, String> {
+                let v = v.as_ref().ok_or(format!("{f}: missing"))?;
+                // A number may name a node spawned during the run; the
+                // simulator checks it when the fault comes.
+                match v.as_u64() {
+                    Some(n) if n < u64::from(u32::MAX) => Ok(NodeId(n as u32)),
+                    _ => Ok(NodeId(machine_ref(nodes, v, f)? as u32)),
+                }
+            };
+            vec![Fault::DropMessage {
+                from: end(&f.source, "source")?,
+                to: end(&f.target, "target")?,
+                kind: f
+                    .message
+                    .clone()
+                    .ok_or("message: missing (the message kind)")?,
+                nth: f.nth.unwrap_or(0),
+            }]
+        }
         other => {
             return Err(format!(
                 "kind: unknown fault {other:?} (expected crash, restart, isolate, heal, link_down, link_up, \
-                 partition, message_faults or kill_node)"
+                 partition, message_faults, kill_node or drop_message)"
             ));
         }
     })

@@ -67,9 +67,50 @@ pub fn serve(opts: &ViewOptions) -> Result<()> {
         }
         sample_states(run, opts.work.join("run0"));
         axum::serve(listener, server::router(app))
+            .with_graceful_shutdown(stopped())
             .await
             .map_err(|e| Error::runtime(format!("server: {e}")))
-    })
+    })?;
+    // Branches and sampled states are scratch: gone with the server.
+    let _ = std::fs::remove_dir_all(&opts.work);
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Removes the scratch directories (`<parent>/<pid>`) of viewers that died
+/// without cleaning up (killed with SIGKILL); only where `/proc` tells
+/// which processes live.
+pub fn remove_stale_work(parent: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Re-runs the simulation in the background to sample node states the
@@ -93,15 +134,26 @@ fn sample_states(run: Arc<Run>, out: PathBuf) {
                 *n = s;
             }
         };
-        match rerun::rerun(&inputs.topology, inputs.seed, inputs.duration, &out)
+        match rerun::rerun_inputs(&inputs, None, &out)
             .and_then(|r| Ok((r, states::States::open(&out.join("states.jsonl"))?)))
         {
             Ok((r, s)) => {
-                // Only the states and the hash are wanted: the run's own
-                // trace is already open.
-                let _ = std::fs::remove_file(out.join("trace.jsonl"));
                 let hash = format!("{:016x}", r.trace_hash);
                 let same = run.trace_hash.as_deref().is_none_or(|h| h == hash);
+                // The re-run's trace carries message contents; with the
+                // same hash its events are the run's, one for one.
+                let path = out.join("trace.jsonl");
+                if same
+                    && run.contents.read().map(|c| c.is_none()).unwrap_or(false)
+                    && let Ok(ix) = trace_index::TraceIndex::open(&path)
+                    && ix.events.len() == run.trace.as_ref().map_or(0, |t| t.events.len())
+                    && let Ok(mut c) = run.contents.write()
+                {
+                    *c = Some(trace_index::Contents {
+                        path,
+                        lines: ix.msg_lines,
+                    });
+                }
                 note(if same {
                     format!("states sampled by a re-run with the same trace hash {hash}")
                 } else {

@@ -11,9 +11,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::fork::{to_faults, with_fault};
+use super::run::Inputs;
 use crate::controller::{Controller, SimBackend};
 use crate::drivers::kv::check::check_history;
+use crate::drivers::kv::sim_check::{self, SimCheckOptions};
+use crate::drivers::seeds::catch_panic;
 use crate::error::{Error, Result};
+use crate::net::Fault;
 use crate::node::{MachineId, NodeId};
 use crate::sim::{SimConfig, Simulation};
 use crate::systems::kv::KvNode;
@@ -29,6 +34,71 @@ pub struct Rerun {
     /// kv only: whether the clients' history is linearizable, and how many
     /// operations were checked.
     pub verdict: Option<Value>,
+}
+
+/// Runs `inputs` again, with `fault` (as a topology writes it) added,
+/// writing `trace.jsonl` (with message contents), `states.jsonl` and what
+/// it takes to open and branch the result under `out`.
+pub fn rerun_inputs(inputs: &Inputs, fault: Option<&Value>, out: &Path) -> Result<Rerun> {
+    match inputs {
+        Inputs::Topology {
+            topology,
+            seed,
+            duration,
+        } => {
+            let topology = match fault {
+                Some(f) => with_fault(topology, f)?,
+                None => topology.clone(),
+            };
+            rerun(&topology, *seed, *duration, out)
+        }
+        Inputs::KvSimCheck { seed, options } => {
+            let extra = fault.map(to_faults).transpose()?.unwrap_or_default();
+            rerun_kv(*seed, options, &extra, out)
+        }
+    }
+}
+
+/// A kv sim-check seed again, sampled as [`rerun`] samples a topology.
+fn rerun_kv(
+    seed: u64,
+    options: &SimCheckOptions,
+    extra: &[(Duration, Fault)],
+    out: &Path,
+) -> Result<Rerun> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let o = SimCheckOptions {
+        trace: Some(out.join("trace.jsonl")),
+        ..options.clone()
+    };
+    let states_path = out.join("states.jsonl");
+    let file = std::fs::File::create(&states_path).map_err(|e| Error::io(&states_path, e))?;
+    let mut states = std::io::BufWriter::new(file);
+    let (mut last, mut failed) = (Vec::new(), None);
+    let every = ((o.load + o.settle) / SAMPLES).max(Duration::from_millis(1));
+    let mut sampler = |sim: &Simulation<KvNode>, at: Duration| {
+        if let Err(e) = sample(sim, at, &mut last, &mut states) {
+            failed.get_or_insert(e);
+        }
+    };
+    let look: &mut dyn FnMut(&Simulation<KvNode>, Duration) = &mut sampler;
+    let ran = catch_panic(|| sim_check::run_seed_observed(seed, &o, extra, Some((every, look))));
+    let (r, sim) = ran.map_err(|why| Error::runtime(format!("seed {seed} panicked: {why}")))??;
+    if let Some(e) = failed {
+        return Err(Error::io(&states_path, e));
+    }
+    states.flush().map_err(|e| Error::io(&states_path, e))?;
+    crate::drivers::simulate::write_json(
+        &out.join("results.json"),
+        &sim_check::view_results(&r, &o),
+    )?;
+    let again = json!({"seed": seed, "options": options});
+    crate::drivers::simulate::write_json(&out.join("sim-check.json"), &again)?;
+    Ok(Rerun {
+        trace_hash: sim.trace_hash(),
+        events: sim.stats().events,
+        verdict: Some(sim_check::view_verdict(&r)),
+    })
 }
 
 /// Runs `topology` for `duration` with `seed`, writing `trace.jsonl`,
@@ -95,6 +165,7 @@ async fn run<S: System>(t: &Topology, seed: u64, duration: Duration, out: &Path)
     }
     let trace_path = out.join("trace.jsonl");
     ctl.backend_mut().sim_mut().trace_to(&trace_path)?;
+    ctl.backend_mut().sim_mut().trace_contents(true);
     ctl.deploy(t.placement()?).await?;
 
     let states_path = out.join("states.jsonl");

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use super::logs::{self, LogIndex};
 use super::states::States;
-use super::trace_index::TraceIndex;
+use super::trace_index::{Contents, TraceIndex};
+use crate::drivers::kv::sim_check::SimCheckOptions;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -18,14 +19,40 @@ pub struct Machine {
     pub name: String,
     pub label: Option<String>,
     pub location: Option<String>,
+    /// A skewed clock (from the topology), drawn on the machine.
+    pub clock: Option<crate::net::ClockSkew>,
 }
 
 /// What it takes to run the simulation again.
 #[derive(Clone)]
-pub struct Inputs {
-    pub topology: String,
-    pub seed: u64,
-    pub duration: Duration,
+pub enum Inputs {
+    /// `dz simulate`'s output: the topology, seed and duration.
+    Topology {
+        topology: String,
+        seed: u64,
+        duration: Duration,
+    },
+    /// A `dz kv sim-check --seed N --trace DIR` seed (`sim-check.json`).
+    KvSimCheck {
+        seed: u64,
+        options: Box<SimCheckOptions>,
+    },
+}
+
+impl Inputs {
+    pub fn duration(&self) -> Duration {
+        match self {
+            Inputs::Topology { duration, .. } => *duration,
+            Inputs::KvSimCheck { options, .. } => options.load + options.settle,
+        }
+    }
+}
+
+/// `sim-check.json`: a seed and the options it ran with.
+#[derive(serde::Deserialize)]
+struct SimCheckInputs {
+    seed: u64,
+    options: SimCheckOptions,
 }
 
 pub struct Run {
@@ -46,6 +73,9 @@ pub struct Run {
     pub parent: Option<usize>,
     pub fault: Option<Value>,
     pub verdict: RwLock<Option<Value>>,
+    /// Message contents: from the trace itself when it has them, else from
+    /// the viewer's re-run (same hash, so the same events).
+    pub contents: RwLock<Option<Contents>>,
 }
 
 impl Run {
@@ -94,6 +124,7 @@ impl Run {
                 name,
                 label: None,
                 location: None,
+                clock: None,
             })
             .collect();
         let mut run = Self::new(
@@ -132,13 +163,18 @@ impl Run {
             parent: None,
             fault: None,
             verdict: RwLock::new(None),
+            contents: RwLock::new(None),
         }
     }
 
     /// A run's output directory: `trace.jsonl`, and when present
     /// `results.json`, `topology.json`, `states.jsonl` and `*.json.log`.
     pub fn open_dir(dir: &Path) -> Result<Run> {
-        let trace = TraceIndex::open(&dir.join("trace.jsonl"))?;
+        let mut trace = TraceIndex::open(&dir.join("trace.jsonl"))?;
+        let contents = (!trace.msg_lines.is_empty()).then(|| Contents {
+            path: dir.join("trace.jsonl"),
+            lines: std::mem::take(&mut trace.msg_lines),
+        });
         let results = read_json(&dir.join("results.json"))?;
         let mut machines: Vec<Machine> = Vec::new();
         if let Some(nodes) = results.as_ref().and_then(|r| r["nodes"].as_array()) {
@@ -148,6 +184,7 @@ impl Run {
                     name: s("name").unwrap_or_else(|| format!("m{}", machines.len())),
                     label: s("label"),
                     location: s("location"),
+                    clock: None,
                 });
             }
         }
@@ -175,13 +212,33 @@ impl Run {
                 .as_f64()
                 .map(Duration::from_secs_f64);
             let topology = std::fs::read_to_string(dir.join("topology.json")).ok();
+            // Machine i is the topology's node i (`dz simulate` places them so).
+            if let Some(t) = topology
+                .as_deref()
+                .and_then(|t| crate::topology::Topology::parse(t).ok())
+            {
+                for (m, n) in run.machines.iter_mut().zip(&t.nodes) {
+                    m.clock = (!n.skew.is_zero()).then_some(n.skew);
+                }
+            }
             if let (Some(topology), Some(seed), Some(duration)) = (topology, run.seed, duration) {
-                run.inputs = Some(Inputs {
+                run.inputs = Some(Inputs::Topology {
                     topology,
                     seed,
                     duration,
                 });
             }
+        }
+        *run.contents.get_mut().expect("not shared") = contents;
+        let again = dir.join("sim-check.json");
+        if run.inputs.is_none() && again.is_file() {
+            let text = std::fs::read_to_string(&again).map_err(|e| Error::io(&again, e))?;
+            let i: SimCheckInputs = serde_json::from_str(&text)
+                .map_err(|e| Error::input(format!("{}: {e}", again.display())))?;
+            run.inputs = Some(Inputs::KvSimCheck {
+                seed: i.seed,
+                options: Box::new(i.options),
+            });
         }
         if dir.join("states.jsonl").is_file() {
             *run.states.get_mut().expect("not shared") =
@@ -212,6 +269,24 @@ impl Run {
         m
     }
 
+    /// Trace event `i` as the page sees it, with its message's contents
+    /// (a delivery or drop shows its send's).
+    pub fn message(&self, i: usize) -> Option<Value> {
+        let tr = self.trace.as_ref()?;
+        let e = tr.events.get(i)?;
+        let mut v = tr.describe(i);
+        let send = match e.ev {
+            super::trace_index::Ev::Send | super::trace_index::Ev::Duplicate => i as u32,
+            _ => e.pair,
+        };
+        if let Ok(c) = self.contents.read()
+            && let Some(text) = c.as_ref().and_then(|c| c.get(send))
+        {
+            v["contents"] = text.into();
+        }
+        Some(v)
+    }
+
     pub fn end(&self) -> f64 {
         self.trace
             .as_ref()
@@ -224,7 +299,7 @@ impl Run {
         let machines: Vec<Value> = self
             .machines
             .iter()
-            .map(|m| json!({"name": m.name, "label": m.label, "location": m.location}))
+            .map(|m| json!({"name": m.name, "label": m.label, "location": m.location, "clock": m.clock}))
             .collect();
         json!({
             "id": id,
@@ -240,6 +315,7 @@ impl Run {
             "log_lines": self.logs.lines.len(),
             "has_trace": t.is_some(),
             "states_ready": self.states.read().map(|s| s.is_some()).unwrap_or(false),
+            "has_contents": self.contents.read().map(|c| c.is_some()).unwrap_or(false),
             "states_note": self.states_note.read().map(|s| s.clone()).unwrap_or_default(),
             "can_fork": self.inputs.is_some(),
             "parent": self.parent,
@@ -272,6 +348,7 @@ fn unnamed(n: usize) -> Vec<Machine> {
             name: format!("m{i}"),
             label: None,
             location: None,
+            clock: None,
         })
         .collect()
 }

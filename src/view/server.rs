@@ -43,6 +43,10 @@ pub fn router(app: Shared) -> Router {
             "/draw.js",
             get(|| async { asset("text/javascript", DRAW_JS) }),
         )
+        .route(
+            "/pictures.js",
+            get(|| async { asset("text/javascript", PICTURES_JS) }),
+        )
         .route("/style.css", get(|| async { asset("text/css", STYLE) }))
         .route("/api/runs", get(runs))
         .route("/api/meta", get(meta))
@@ -60,6 +64,7 @@ pub fn router(app: Shared) -> Router {
 const INDEX: &str = include_str!("static/index.html");
 const APP_JS: &str = include_str!("static/app.js");
 const DRAW_JS: &str = include_str!("static/draw.js");
+const PICTURES_JS: &str = include_str!("static/pictures.js");
 const STYLE: &str = include_str!("static/style.css");
 
 fn asset(mime: &'static str, body: &'static str) -> Response {
@@ -301,7 +306,7 @@ async fn message(State(app): State<Shared>, q: Q<MsgQ>) -> Response {
     let q = tri!(query(q));
     let (_, run) = tri!(pick(&app, q.run));
     match &run.trace {
-        Some(tr) if q.i < tr.events.len() => ok(tr.describe(q.i)),
+        Some(tr) if q.i < tr.events.len() => ok(run.message(q.i).unwrap_or(Value::Null)),
         Some(tr) => bad(
             StatusCode::NOT_FOUND,
             format!("no event {} (there are {})", q.i, tr.events.len()),

@@ -128,6 +128,10 @@ struct Raw<'a> {
     up: Option<bool>,
     on: Option<bool>,
     new: Option<u32>,
+    /// Sends: when the message arrives (ns), so deliveries pair exactly.
+    arr: Option<u64>,
+    /// Sends: the message's contents, read later from the file.
+    msg: Option<serde::de::IgnoredAny>,
 }
 
 pub struct TraceIndex {
@@ -143,6 +147,29 @@ pub struct TraceIndex {
     /// The largest node and machine number seen, plus one.
     pub nodes: u32,
     pub machines: u32,
+    /// (event, byte offset of its line) of the sends that carry contents.
+    pub msg_lines: Vec<(u32, u64)>,
+}
+
+/// Message contents, read on demand from a trace written with them.
+pub struct Contents {
+    pub path: std::path::PathBuf,
+    /// As [`TraceIndex::msg_lines`].
+    pub lines: Vec<(u32, u64)>,
+}
+
+impl Contents {
+    /// The contents of send (or duplicate) `i`, if recorded.
+    pub fn get(&self, i: u32) -> Option<String> {
+        use std::io::{BufRead, Seek};
+        let k = self.lines.binary_search_by_key(&i, |l| l.0).ok()?;
+        let mut f = std::io::BufReader::new(std::fs::File::open(&self.path).ok()?);
+        f.seek(std::io::SeekFrom::Start(self.lines[k].1)).ok()?;
+        let mut line = String::new();
+        f.read_line(&mut line).ok()?;
+        let v: Value = serde_json::from_str(&line).ok()?;
+        v["msg"].as_str().map(str::to_string)
+    }
 }
 
 impl TraceIndex {
@@ -161,12 +188,20 @@ impl TraceIndex {
             max_flight: 0.0,
             nodes: 0,
             machines: 0,
+            msg_lines: Vec::new(),
         };
         let mut names: HashMap<String, u16> = HashMap::new();
         let mut reasons: HashMap<String, u16> = HashMap::new();
-        let mut pending: HashMap<(u32, u32, u16), VecDeque<u32>> = HashMap::new();
+        // Sends in flight by link, kind and arrival time (ns; NO_ARR when
+        // the trace does not say): deliveries and drops on arrival pair with
+        // the send due then, in scheduling order, which the simulator keeps.
+        let mut pending: HashMap<(u32, u32, u16, u64), VecDeque<u32>> = HashMap::new();
+        const NO_ARR: u64 = u64::MAX;
         let mut last_t = 0.0;
+        let mut offset = 0u64;
         for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            let at = offset;
+            offset += line.len() as u64 + 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -211,16 +246,31 @@ impl TraceIndex {
             let i = ix.events.len() as u32;
             match ev {
                 Ev::Send | Ev::Duplicate => {
-                    pending.entry((e.a, e.b, e.kind)).or_default().push_back(i);
+                    if raw.msg.is_some() {
+                        ix.msg_lines.push((i, at));
+                    }
+                    let q = pending
+                        .entry((e.a, e.b, e.kind, raw.arr.unwrap_or(NO_ARR)))
+                        .or_default();
+                    // A duplicate due with its original was queued first,
+                    // so it arrives first.
+                    if ev == Ev::Duplicate && i > 0 && q.back() == Some(&(i - 1)) {
+                        q.insert(q.len() - 1, i);
+                    } else {
+                        q.push_back(i);
+                    }
                 }
                 Ev::Deliver | Ev::Drop => {
                     if ev == Ev::Drop {
                         e.reason = intern(raw.reason, &mut reasons, &mut ix.reasons);
                     }
-                    if let Some(s) = pending
-                        .get_mut(&(e.a, e.b, e.kind))
-                        .and_then(VecDeque::pop_front)
-                    {
+                    let ns = (e.t * 1e9).round() as u64;
+                    let mut take = |arr| {
+                        pending
+                            .get_mut(&(e.a, e.b, e.kind, arr))
+                            .and_then(VecDeque::pop_front)
+                    };
+                    if let Some(s) = take(ns).or_else(|| take(NO_ARR)) {
                         e.pair = s;
                         let send = &mut ix.events[s as usize];
                         send.pair = i;
@@ -365,6 +415,10 @@ impl TraceIndex {
                 o.insert("pair".into(), e.pair.into());
                 o.insert("pair_t".into(), p.t.into());
                 o.insert("pair_ev".into(), p.ev.name().into());
+                if p.ev == Ev::Drop {
+                    let r = self.reasons.get(usize::from(p.reason)).cloned();
+                    o.insert("pair_reason".into(), r.unwrap_or_default().into());
+                }
             }
             return v;
         }
@@ -467,6 +521,30 @@ mod tests {
         let m = ix.machines_at(0.025, 2, &[0, 1]);
         assert_eq!(m["up"], json!([true, false]));
         assert_eq!(ix.describe(5)["reason"], "crashed");
+    }
+
+    /// With arrival times, a later send that arrives first pairs with the
+    /// first delivery; contents are read back from the file.
+    #[test]
+    fn sends_pair_by_arrival_not_fifo() {
+        let trace = r#"{"t":0.001,"ev":"send","from":0,"to":1,"kind":"Ping","arr":20000000,"msg":"Ping(1)"}
+{"t":0.002,"ev":"send","from":0,"to":1,"kind":"Ping","arr":5000000,"msg":"Ping(\"2\")"}
+{"t":0.005,"ev":"deliver","from":0,"to":1,"kind":"Ping"}
+{"t":0.02,"ev":"deliver","from":0,"to":1,"kind":"Ping"}
+"#;
+        let ix = TraceIndex::parse(trace.as_bytes()).unwrap();
+        assert_eq!(ix.events[1].pair, 2);
+        assert_eq!(ix.events[0].pair, 3);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.jsonl");
+        std::fs::write(&path, trace).unwrap();
+        let c = Contents {
+            path,
+            lines: ix.msg_lines.clone(),
+        };
+        assert_eq!(c.get(0).as_deref(), Some("Ping(1)"));
+        assert_eq!(c.get(1).as_deref(), Some("Ping(\"2\")"));
+        assert_eq!(c.get(2), None);
     }
 
     #[test]

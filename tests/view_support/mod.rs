@@ -18,8 +18,15 @@ pub fn dz() -> Command {
 
 /// `dz simulate` of the kv example into `dir/run`.
 pub fn kv_run(dir: &Path) -> PathBuf {
-    let out = dir.join("run");
-    let topo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/topologies/kv-five.json");
+    simulate(dir, "kv-five.json", "run", &[])
+}
+
+/// `dz simulate` of `examples/topologies/NAME` into `dir/out`.
+pub fn simulate(dir: &Path, name: &str, out: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(out);
+    let topo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/topologies")
+        .join(name);
     let st = dz()
         .env("DZ_TMP_DIR", dir.join("tmp"))
         .args([
@@ -28,10 +35,11 @@ pub fn kv_run(dir: &Path) -> PathBuf {
             "--out",
             out.to_str().unwrap(),
         ])
+        .args(args)
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(st.success(), "dz simulate failed");
+    assert!(st.success(), "dz simulate {name} failed");
     out
 }
 
@@ -131,6 +139,22 @@ fn dechunk(body: &str) -> String {
         }
         out.push_str(&after[..n]);
         rest = after[n..].trim_start_matches("\r\n");
+    }
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server as Ctrl-C would (SIGTERM) and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.child.wait().unwrap()
     }
 }
 

@@ -261,13 +261,39 @@ impl Node for Replica {
                 "accesses": self.c.cfg.accesses.len(),
                 "objects_held": self.c.store.iter().filter(|v| v.is_some()).count(),
                 "raft": match &self.proto { Proto::Raft(r) => r.status(), _ => serde_json::Value::Null },
+                "objects": self.objects(),
             })),
             _ => None,
         }
     }
 }
 
+/// Objects a status lists at most.
+const STATUS_OBJECTS: usize = 64;
+
 impl Replica {
+    /// Per object: the newest version held and the one a read returns now
+    /// (`seq.writer`; they differ while a Raft write is not yet visible).
+    fn objects(&self) -> serde_json::Value {
+        let name = |v: Option<Version>| v.map(|v| format!("{}.{}", v.key.seq, v.key.writer));
+        let n = match &self.proto {
+            Proto::Raft(r) => r.objects().max(self.c.store.len()),
+            _ => self.c.store.len(),
+        };
+        (0..n.min(STATUS_OBJECTS) as u32)
+            .map(|o| {
+                let (held, visible) = match &self.proto {
+                    Proto::Raft(r) => (
+                        r.current(&self.c, o, ReadPolicy::Latest),
+                        r.current(&self.c, o, self.c.cfg.read_policy),
+                    ),
+                    _ => (self.c.latest(o), self.c.latest(o)),
+                };
+                serde_json::json!({"object": o, "held": name(held), "visible": name(visible)})
+            })
+            .collect()
+    }
+
     /// The leader a Raft replica knows of (`None` for other protocols).
     pub fn proto_raft(&self) -> Option<Option<u32>> {
         match &self.proto {

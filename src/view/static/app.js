@@ -134,6 +134,7 @@ function selectMachine(i) {
     const n = await api(`/api/node?run=${view.run}&node=${i}&t=${view.now}`);
     const name = view.meta.machines[i] ? view.meta.machines[i].name : "node " + i;
     $("panel").innerHTML = `<h3 id="node-title">${esc(name)} (node ${i}) ${n.up ? "" : "— crashed"}</h3>
+      ${view.meta.states_ready && view.frame ? picture(view.meta.system, view.frame.states, i) : ""}
       <h3>state at ${fmt(n.t)}</h3><div id="node-state">${view.meta.states_ready ? table(n.state) : "<p class='hint'>" + esc(view.meta.states_note) + "</p>"}</div>
       <h3>messages so far</h3><div id="node-counters">${table(n.counters && { sent: n.counters.sent, received: n.counters.received, "dropped to it": n.counters.dropped_to, timers: n.counters.timers })}</div>
       <h3>recent events</h3><div id="node-recent">${n.recent.map(e => `<div>${esc(describe(e))}</div>`).join("") || "<p class='hint'>none</p>"}</div>
@@ -143,14 +144,24 @@ function selectMachine(i) {
   if (view.frame) view.stage.update(view.frame, i);
 }
 
-function showMessage(m) {
+// A message's panel; the server adds its contents when the trace (or the
+// viewer's re-run of it) recorded them.
+async function showMessage(m) {
   view.panel = null;
   setPlaying(false);
+  try { m = await api(`/api/message?run=${view.run}&i=${m.i}`); } catch (e) { /* keep the frame's */ }
   const fate = m.pair_ev === "drop" ? "dropped" : m.pair_ev === "deliver" ? "delivered" : "not delivered";
   $("panel").innerHTML = `<h3 id="msg-title">message ${esc(m.kind)}</h3>` + table({
     kind: m.kind, from: nodeName(m.from), to: nodeName(m.to), sent: fmt(m.t),
     [fate]: m.pair_t !== undefined ? fmt(m.pair_t) : "—", "trace event": m.i,
-  }) + "<p class='hint'>The trace records each message's kind and ends, not its payload.</p>";
+  }) + (m.contents !== undefined
+    ? `<h3>contents</h3><pre id="msg-contents">${esc(m.contents)}</pre>`
+    : `<p class='hint'>${view.meta.can_fork ? "Contents appear once the re-run has sampled the states." : "This trace does not record message contents."}</p>`)
+    + (m.pair_reason ? `<p id="msg-drop">dropped: ${esc(m.pair_reason)}</p>` : "")
+    + (view.meta.can_fork && m.ev === "send" && m.pair_ev !== "drop"
+      ? `<p><button id="drop-btn">drop this message</button> and re-run</p>` : "");
+  const b = $("drop-btn");
+  if (b) b.onclick = () => fork({ run: view.run, at: m.t, kind: "drop", message: m.i });
 }
 
 function nodeName(n) {
@@ -174,17 +185,23 @@ async function loadLogs() {
   } catch (e) { $("log-count").textContent = "error: " + e.message; }
 }
 
-async function fork() {
-  const kind = $("fault-kind").value;
-  const body = { run: view.run, at: view.now, kind };
-  if (["crash", "restart", "isolate"].includes(kind)) body.machine = +$("fault-machine").value;
-  if (kind.startsWith("link")) { body.source = +$("fault-machine").value; body.target = +$("fault-target").value; }
+// A branch with one more fault: the what-if box's, or `body` (a message
+// panel's "drop this message").
+async function fork(body) {
+  if (!body || body instanceof Event) {
+    const kind = $("fault-kind").value;
+    body = { run: view.run, at: view.now, kind };
+    if (["crash", "restart", "isolate"].includes(kind)) body.machine = +$("fault-machine").value;
+    if (kind.startsWith("link")) { body.source = +$("fault-machine").value; body.target = +$("fault-target").value; }
+  }
   setPlaying(false);
   $("fork-status").textContent = "re-running…";
   try {
     const m = await api("/api/fork", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     $("fork-status").textContent = `branch ${m.id}: ${m.label}`;
     await loadRun(m.id);
+    // The dropped message's fate in the new branch.
+    if (body.kind === "drop") await showMessage({ i: body.message });
   } catch (e) { $("fork-status").textContent = "failed: " + e.message; }
 }
 
@@ -196,7 +213,7 @@ function init() {
     $("speed-label").textContent = `1/${Math.round(Math.pow(10, parseFloat($("speed").value)))}×`;
   });
   $("runs").onchange = () => loadRun(+$("runs").value);
-  $("fork-btn").onclick = fork;
+  $("fork-btn").onclick = () => fork();
   for (const id of ["log-machine", "log-level", "log-follow"]) $(id).onchange = loadLogs;
   for (const id of ["log-node", "log-q"]) $(id).oninput = loadLogs;
   $("logs").addEventListener("click", ev => {

@@ -49,6 +49,12 @@ function stateLine(s) {
   return Object.entries(s).slice(0, 2).map(([k, v]) => `${k} ${typeof v === "object" ? "…" : v}`).join(" ");
 }
 
+// How far a skewed clock is from true time at `t` seconds.
+function skewAt(c, t) {
+  const ms = (c.offset_ms || 0) + (c.drift_ppm || 0) * 1e-6 * t * 1000;
+  return `${ms >= 0 ? "+" : ""}${ms.toFixed(ms > -10 && ms < 10 ? 2 : 1)} ms`;
+}
+
 class Stage {
   constructor(svg, meta, onMachine, onMessage) {
     this.svg = svg; this.meta = meta; this.onMessage = onMessage;
@@ -70,6 +76,12 @@ class Stage {
       el("circle", { r: 28, class: "body" }, g);
       el("text", { y: 4 }, g).textContent = m.label || m.name;
       el("text", { y: 44, class: "state" }, g);
+      // A skewed clock: a dotted purple ring and its offset from true time.
+      if (m.clock) {
+        g.classList.add("skewed");
+        el("circle", { r: 34, class: "skew-ring" }, g);
+        el("text", { y: -38, class: "skew" }, g);
+      }
       g.addEventListener("click", () => onMachine(i));
       return g;
     });
@@ -95,6 +107,8 @@ class Stage {
       if (down && !cross) { cross = el("text", { y: 10, class: "cross" }, g); cross.textContent = "✕"; }
       if (!down && cross) cross.remove();
       g.querySelector("text.state").textContent = down ? "crashed" : stateLine(s);
+      const m = this.meta.machines[i];
+      if (m.clock) g.querySelector("text.skew").textContent = "clock " + skewAt(m.clock, frame.t);
     });
     this.cuts.innerHTML = "";
     for (const [a, b] of st.cut || []) {

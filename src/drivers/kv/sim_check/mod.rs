@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::check::{Verdict, check_history};
 use crate::drivers::seeds::{catch_panic, run_seeds};
@@ -33,7 +33,7 @@ use crate::systems::kv::{Kv, KvConfig, KvNode, Persistence};
 use crate::systems::{NodeSpec, Roster, System};
 use agreement::Agreement;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Faults {
     pub crash: bool,
     pub partition: bool,
@@ -82,7 +82,8 @@ impl Faults {
     }
 }
 
-#[derive(Clone, Debug)]
+/// Serializable so that `dz view` can run a seed again (`sim-check.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SimCheckOptions {
     pub servers: usize,
     pub load: Duration,
@@ -346,7 +347,44 @@ fn run_to(
 
 /// [`run_seed`], keeping the simulation for a closer look.
 pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Simulation<KvNode>)> {
+    run_seed_observed(seed, opts, &[], None)
+}
+
+/// Looks at a seed's simulation every `every` of simulated time (`dz view`
+/// samples the nodes' states so).
+pub type Observer<'a> = (Duration, &'a mut dyn FnMut(&Simulation<KvNode>, Duration));
+
+/// Runs to `until`, stopping at each observation due by then.
+fn advance(
+    sim: &mut Simulation<KvNode>,
+    until: Duration,
+    agreement: &mut Option<Agreement>,
+    observer: &mut Option<(Observer<'_>, Duration)>,
+) -> std::result::Result<(), String> {
+    if let Some(((every, look), next)) = observer {
+        while *next <= until {
+            run_to(sim, *next, agreement)?;
+            look(sim, *next);
+            *next += *every;
+        }
+    }
+    run_to(sim, until, agreement)
+}
+
+/// [`run_seed_sim`] with `extra` faults added to the seed's schedule (a
+/// "what if" of `dz view`) and an observer; splitting the run at the
+/// observations changes nothing in it.
+pub fn run_seed_observed(
+    seed: u64,
+    opts: &SimCheckOptions,
+    extra: &[(Duration, Fault)],
+    observer: Option<Observer<'_>>,
+) -> Result<(SeedResult, Simulation<KvNode>)> {
+    let mut observer = observer.map(|o| (o, Duration::ZERO));
     let mut sim = build(seed, opts)?;
+    if observer.is_some() {
+        sim.trace_contents(true);
+    }
     let n = opts.servers as u32;
     let f = opts.faults;
     let message_faults = MessageFaults {
@@ -362,12 +400,16 @@ pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Si
     };
     sim.set_faults(None, &message_faults)?;
     let mut agreement = opts.online_check.then(|| Agreement::new(opts.servers));
+    let mut faults = schedule(seed, opts);
+    // Stable: at one instant the seed's own faults come first.
+    faults.extend(extra.iter().cloned());
+    faults.sort_by_key(|(t, _)| *t);
     let ran = (|| {
-        for (at, fault) in schedule(seed, opts) {
-            run_to(&mut sim, at, &mut agreement)?;
+        for (at, fault) in faults {
+            advance(&mut sim, at, &mut agreement, &mut observer)?;
             sim.apply(&fault).map_err(|e| e.to_string())?;
         }
-        run_to(&mut sim, opts.load, &mut agreement)?;
+        advance(&mut sim, opts.load, &mut agreement, &mut observer)?;
         // Heal everything and let the clients finish.
         sim.heal();
         sim.set_faults(None, &MessageFaults::default())
@@ -379,7 +421,12 @@ pub fn run_seed_sim(seed: u64, opts: &SimCheckOptions) -> Result<(SeedResult, Si
         for m in 0..n {
             sim.restart(MachineId(m));
         }
-        run_to(&mut sim, opts.load + opts.settle, &mut agreement)
+        advance(
+            &mut sim,
+            opts.load + opts.settle,
+            &mut agreement,
+            &mut observer,
+        )
     })();
     if let Some(p) = &opts.trace {
         sim.finish_trace().map_err(|e| Error::io(p, e))?;
@@ -431,6 +478,36 @@ pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> S
         coordinator_takeovers: counter("coordinator_takeovers"),
         fail_stops: counter("fail_stops"),
     }
+}
+
+/// What `dz view` reads beside a seed's trace (`results.json`): the
+/// machines' names, the seed and its verdict.
+pub fn view_results(r: &SeedResult, o: &SimCheckOptions) -> serde_json::Value {
+    let nodes: Vec<_> = (0..o.servers + o.workload.clients as usize)
+        .map(|i| {
+            let name = if i < o.servers {
+                format!("s{i}")
+            } else {
+                format!("c{i}")
+            };
+            serde_json::json!({"id": i, "name": name, "machine": name})
+        })
+        .collect();
+    serde_json::json!({
+        "settings": {"system": "kv", "title": "kv sim-check seed",
+                     "duration_s": (o.load + o.settle).as_secs_f64()},
+        "seed": r.seed,
+        "trace_hash": r.trace_hash,
+        "nodes": nodes,
+        "verdict": view_verdict(r),
+    })
+}
+
+/// A seed's verdict as the viewer shows it.
+pub fn view_verdict(r: &SeedResult) -> serde_json::Value {
+    serde_json::json!({"linearizable": r.verdict.linearizable,
+        "operations": r.verdict.operations,
+        "violation_key": r.verdict.violation.as_ref().map(|v| v.0.clone()), "problem": r.problem})
 }
 
 /// A seed whose run panicked (a broken invariant): no history to check.

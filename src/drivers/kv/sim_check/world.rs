@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use rand::RngExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Faults, SimCheckOptions};
 use crate::rng::stream;
@@ -15,7 +15,7 @@ use crate::systems::kv::Persistence;
 use crate::systems::kv::quorum::Quorum;
 
 /// Message-fault rates while the load runs.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rates {
     pub loss: f64,
     pub duplicate: f64,
@@ -34,7 +34,7 @@ impl Default for Rates {
 
 /// Disk-fault episodes: a minority of servers whose appends and syncs fail
 /// at `error_rate`, or whose disk fills `full_after` bytes from now.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiskFaults {
     pub error_rate: f64,
     pub full_after: usize,

@@ -94,6 +94,11 @@ impl Raft {
         })
     }
 
+    /// How many objects the log has versions of (room, at least).
+    pub(super) fn objects(&self) -> usize {
+        self.log_latest.len()
+    }
+
     fn len(&self) -> u64 {
         self.log.len() as u64
     }
@@ -248,7 +253,7 @@ impl Raft {
     }
 
     /// The version a read returns, and a write builds on.
-    fn current(&self, c: &Common, object: u32, policy: ReadPolicy) -> Option<Version> {
+    pub(super) fn current(&self, c: &Common, object: u32, policy: ReadPolicy) -> Option<Version> {
         match policy {
             ReadPolicy::Commit => self
                 .committed_latest
