@@ -85,7 +85,8 @@ pub struct Ctx<'a, M> {
     me: NodeId,
     machine: MachineId,
     mode: Mode,
-    now: Duration,
+    /// In ns: the simulator has it so, and `Duration::from_nanos` divides.
+    now_ns: u64,
     rng: &'a mut DetRng,
     storage: FailStop<'a>,
     metrics: &'a mut Metrics,
@@ -103,11 +104,24 @@ impl<'a, M> Ctx<'a, M> {
         now: Duration,
         parts: NodeParts<'a, M>,
     ) -> Self {
+        let now_ns = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        Self::at_ns(me, machine, mode, now_ns, parts)
+    }
+
+    /// [`Ctx::new`] with the clock reading in ns.
+    #[inline(always)]
+    pub fn at_ns(
+        me: NodeId,
+        machine: MachineId,
+        mode: Mode,
+        now_ns: u64,
+        parts: NodeParts<'a, M>,
+    ) -> Self {
         Ctx {
             me,
             machine,
             mode,
-            now,
+            now_ns,
             rng: parts.rng,
             storage: FailStop {
                 inner: parts.storage,
@@ -158,7 +172,12 @@ impl<'a, M> Ctx<'a, M> {
     /// Time on this machine's clock since the cluster started (virtual in
     /// the simulator, skewed where the machine's clock is skewed).
     pub fn now(&self) -> Duration {
-        self.now
+        Duration::from_nanos(self.now_ns)
+    }
+
+    /// [`Ctx::now`] in ns.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
     }
 
     pub fn send(&mut self, to: NodeId, msg: M) {
@@ -239,7 +258,7 @@ impl<'a, M> Ctx<'a, M> {
     pub fn record<R: Serialize>(&mut self, record: &R) {
         let bytes = postcard::to_allocvec(record).expect("encoding a record into a Vec");
         self.effects.records.push(Record {
-            at_ns: u64::try_from(self.now.as_nanos()).unwrap_or(u64::MAX),
+            at_ns: self.now_ns,
             node: self.me,
             bytes,
         });

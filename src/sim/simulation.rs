@@ -361,8 +361,8 @@ impl<N: Node> Simulation<N> {
         };
         let cold = &mut self.nodes_cold[id as usize];
         let machine = self.core.node_machine[id as usize];
-        let now = Duration::from_nanos(self.core.local_now(machine));
-        let mut ctx = Ctx::new(
+        let now = self.core.local_now(machine);
+        let mut ctx = Ctx::at_ns(
             NodeId(id),
             MachineId(machine),
             Mode::Simulated,
@@ -388,7 +388,9 @@ impl<N: Node> Simulation<N> {
         // Popped from the end after one reverse, in the order they were
         // sent: cheaper than a Drain (whose drop is a call) for the usual
         // one or two sends.
-        self.effects.sends.reverse();
+        if self.effects.sends.len() > 1 {
+            self.effects.sends.reverse();
+        }
         while let Some((to, msg)) = self.effects.sends.pop() {
             self.core.send(id, to.0, msg);
         }

@@ -55,7 +55,7 @@ pub(crate) struct Common {
 
 #[inline]
 fn now_ns<M>(ctx: &Ctx<'_, M>) -> u64 {
-    u64::try_from(ctx.now().as_nanos()).unwrap_or(u64::MAX)
+    ctx.now_ns()
 }
 
 #[inline]
