@@ -35,6 +35,8 @@ pub struct UserConfig {
     /// In time order.
     pub steps: Vec<Step>,
     pub link: LinkConfig,
+    /// A link's manager to tell of every leaf added (see `linkmgr.rs`).
+    pub link_manager: Option<NodeId>,
 }
 
 impl Default for UserConfig {
@@ -43,6 +45,7 @@ impl Default for UserConfig {
             root: NodeId(0),
             steps: Vec::new(),
             link: LinkConfig::default(),
+            link_manager: None,
         }
     }
 }
@@ -188,6 +191,11 @@ impl User {
                     ctx.count("extra_leaves", 1);
                     self.link.send(ctx, leaf, Body::Leave);
                     continue;
+                }
+                if state.id.is_none()
+                    && let Some(m) = self.cfg.link_manager
+                {
+                    self.link.send(ctx, m, Body::LinkSource { leaf });
                 }
                 state.id = Some(leaf);
                 for b in std::mem::take(&mut state.waiting) {
