@@ -112,12 +112,24 @@ fn leaves_joining_after_the_link_is_built_are_connected() {
     };
     let r = run_ok(&s, 3);
     assert_eq!(r.leaves.len(), 12);
+    assert_eq!(r.layers.len(), 2, "{:#?}", r.layers);
     assert!(r.layers[0].len() >= 3, "{:#?}", r.layers);
+    // 2 leaves at creation, limits of 3: a link of 2 layers holds 9 input
+    // leaves, one of 3 layers 27; 26 more make it grow two levels.
+    let s = LinkSetup {
+        late_inputs: 26,
+        ..setup(2, 5, 3)
+    };
+    let r = run_ok(&s, 5);
+    assert_eq!(r.leaves.len(), 28);
+    assert_eq!(r.layers.len(), 4, "{:#?}", r.layers);
     // Under faults too.
     let s = LinkSetup {
         faults: Some(MessageFaults {
             loss: 0.3,
             duplicate: 0.2,
+            reorder: 0.2,
+            reorder_ms: Some(1200.0),
             ..Default::default()
         }),
         ..s
@@ -152,7 +164,7 @@ fn the_same_seed_gives_the_same_trace() {
             loss: 0.2,
             ..Default::default()
         }),
-        ..setup(16, 3, 4)
+        ..setup(16, 3, 3)
     };
     let a = run_ok(&s, 7);
     let b = run_ok(&s, 7);
@@ -214,4 +226,3 @@ fn dz_datasets_link_prints_the_layers_and_writes_results_and_a_picture() {
         assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
     }
 }
-

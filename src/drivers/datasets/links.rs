@@ -79,8 +79,11 @@ pub struct LinkResult {
     pub max_receivers: u32,
     /// Link nodes by layer, first layer first.
     pub layers: Vec<Vec<LinkNodeView>>,
-    /// Each input leaf and the link node it feeds.
+    /// Each of the user's input leaves and the link node it feeds (`None`
+    /// also when the leaf is not in the input dataset's tree).
     pub leaves: Vec<(NodeId, Option<NodeId>)>,
+    /// Leaves in the tree that the user does not know (see `read`).
+    pub stray_leaves: usize,
     pub output_ids: Vec<NodeId>,
     pub output_totals: Vec<i64>,
     /// What the user sent, all leaves together.
@@ -237,8 +240,11 @@ impl LinkSetup {
             sim.set_faults(None, f)?;
         }
         let last = self.steps().last().map_or(0, |s| s.at_ms);
+        // Under heavy faults a few messages take minutes of retransmissions
+        // (seen: 30 % loss, 20 % duplication and reordering); simulated
+        // time is cheap.
         let settle = if self.faults.is_some() {
-            40_000
+            300_000
         } else {
             15_000
         };
@@ -263,32 +269,54 @@ impl LinkSetup {
         user: NodeId,
         outputs: &[NodeId],
     ) -> LinkResult {
-        let mut layers: Vec<Vec<LinkNodeView>> = Vec::new();
         let mgr = sim
             .node(self.manager())
             .and_then(DatasetNode::as_link_manager);
+        let mut nodes: BTreeMap<NodeId, LinkNodeView> = BTreeMap::new();
         for &id in mgr.map_or(&[][..], |m| m.node_ids()) {
             let Some(n) = sim.node(id).and_then(DatasetNode::as_link_node) else {
                 continue;
             };
-            let layer = n.layer() as usize;
-            if layers.len() <= layer {
-                layers.resize(layer + 1, Vec::new());
-            }
-            layers[layer].push(LinkNodeView {
+            let view = LinkNodeView {
                 id,
-                layer: n.layer(),
+                layer: 0,
                 senders: n.senders().collect(),
                 receivers: n.receivers().to_vec(),
                 total: n.total(),
-            });
+            };
+            nodes.insert(id, view);
         }
-        let leaves = input_leaves(sim)
+        // A node's layer: one more than its highest sender's (0 when only
+        // input leaves send to it), read from the nodes, not the plan.
+        let mut layer_of = BTreeMap::new();
+        for &id in nodes.keys() {
+            layer(id, &nodes, &mut layer_of);
+        }
+        let mut layers: Vec<Vec<LinkNodeView>> = Vec::new();
+        for (id, mut view) in nodes {
+            let l = layer_of[&id];
+            view.layer = l;
+            if layers.len() <= l as usize {
+                layers.resize(l as usize + 1, Vec::new());
+            }
+            layers[l as usize].push(view);
+        }
+        // The user's leaves: under heavy faults the tree may hold an extra
+        // leaf for a request it received twice, which gets no inputs.
+        let in_tree = input_leaves(sim);
+        let mut users: Vec<NodeId> = sim
+            .node(user)
+            .and_then(DatasetNode::as_user)
+            .map_or(Vec::new(), |u| u.leaf_ids().collect());
+        users.sort();
+        let stray_leaves = in_tree.iter().filter(|l| !users.contains(l)).count();
+        let leaves = users
             .into_iter()
             .map(|l| {
                 let to = sim
                     .node(l)
                     .and_then(DatasetNode::as_data)
+                    .filter(|_| in_tree.contains(&l))
                     .and_then(|d| d.link_to());
                 (l, to)
             })
@@ -302,6 +330,7 @@ impl LinkSetup {
             max_receivers: self.max_receivers,
             layers,
             leaves,
+            stray_leaves,
             output_ids: outputs.to_vec(),
             output_totals: outputs
                 .iter()
@@ -322,6 +351,27 @@ impl LinkSetup {
             wall_s: 0.0,
         }
     }
+}
+
+fn layer(
+    id: NodeId,
+    nodes: &BTreeMap<NodeId, LinkNodeView>,
+    memo: &mut BTreeMap<NodeId, u32>,
+) -> u32 {
+    if let Some(&l) = memo.get(&id) {
+        return l;
+    }
+    // Guards against a cycle, which the checks then report as a bad layer.
+    memo.insert(id, 0);
+    let l = nodes[&id]
+        .senders
+        .iter()
+        .filter(|s| nodes.contains_key(s))
+        .map(|&s| layer(s, nodes, memo) + 1)
+        .max()
+        .unwrap_or(0);
+    memo.insert(id, l);
+    l
 }
 
 /// The leaves of the input dataset, walked down from its root.
@@ -390,7 +440,9 @@ pub fn check(r: &LinkResult, expected_leaves: usize) -> std::result::Result<(), 
     let mut memo = BTreeMap::new();
     for &(leaf, to) in &r.leaves {
         let Some(first) = to else {
-            return Err(format!("input leaf {leaf} is not linked"));
+            return Err(format!(
+                "input leaf {leaf} is not linked (or not in the tree)"
+            ));
         };
         let feeds: Vec<_> = nodes
             .values()

@@ -3,7 +3,8 @@
 //! the leaves known then (a [`Plan`], its link nodes spawned on the least
 //! loaded machines, receivers before senders), tells each leaf which link
 //! node to feed (`LinkTo`), and connects leaves that join afterwards to a
-//! first-layer node with room, spawning nodes where the graph has room.
+//! first-layer node with room, spawning nodes where the graph has room and
+//! growing a level when it has none (`Rewire` to the old tops).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -67,7 +68,7 @@ pub struct LinkManager {
     waiting: Vec<NodeId>,
     /// Each linked leaf and the link node it feeds.
     linked: BTreeMap<NodeId, NodeId>,
-    /// Leaves that could not be connected (a full link, no ids left).
+    /// Leaves that could not be connected (no ids left to spawn with).
     unlinked: Vec<NodeId>,
 }
 
@@ -145,21 +146,25 @@ impl LinkManager {
             self.waiting.push(leaf);
             return;
         };
-        match plan.add_source() {
-            Ok(added) => {
-                if self.spawn(ctx, &added.new_nodes) {
-                    let node = self.ids[added.node];
-                    self.connect(ctx, leaf, node);
-                } else {
-                    self.unlinked.push(leaf);
-                }
-            }
-            Err(why) => {
-                tracing::warn!(node = %ctx.me(), "leaf {leaf} left out: {why}");
-                ctx.count("link_full", 1);
-                self.unlinked.push(leaf);
-            }
+        let added = plan.add_source();
+        if !self.spawn(ctx, &added.new_nodes) {
+            self.unlinked.push(leaf);
+            return;
         }
+        let plan = self.plan.as_ref().expect("a plan");
+        for &i in &added.rewired {
+            let receivers = plan.nodes[i]
+                .receivers
+                .iter()
+                .map(|r| match *r {
+                    To::Node(m) => self.ids[m],
+                    To::Target(t) => self.cfg.outputs[t],
+                })
+                .collect();
+            self.link.send(ctx, self.ids[i], Body::Rewire { receivers });
+        }
+        let node = self.ids[added.node];
+        self.connect(ctx, leaf, node);
     }
 
     fn create(&mut self, ctx: &mut Ctx<'_, DsMsg>) {
@@ -212,7 +217,6 @@ impl LinkManager {
             let cfg = LinkNodeConfig {
                 receivers,
                 to_outputs: n.receivers.iter().any(|r| matches!(r, To::Target(_))),
-                layer: n.layer as u32,
                 flush_ms: self.cfg.flush_ms,
                 link: self.cfg.link,
             };

@@ -4,7 +4,10 @@
 //! layer down), and sends their sum to its receivers (link nodes one layer
 //! up, or the output dataset's leaves) over reliable links. Totals are
 //! cumulative and versioned, so drops, duplicates and reordering cost only
-//! time, and a sender that stops leaves its last total in the sum.
+//! time, and a sender that stops leaves its last total in the sum. When
+//! the link grows a level, a node is rewired: it tells its old receivers
+//! to drop its total (`Unlink`) and sends its whole total to the new ones,
+//! so the outputs are exact again once both arrived.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,8 +27,6 @@ pub struct LinkNodeConfig {
     pub receivers: Vec<NodeId>,
     /// The receivers are output leaves (sent `OutputAction`s).
     pub to_outputs: bool,
-    /// The node's layer in the link (0: fed by input leaves).
-    pub layer: u32,
     /// Totals go out at most this often (DistZero's sum nodes: 30 ms).
     pub flush_ms: u64,
     pub link: LinkConfig,
@@ -36,7 +37,6 @@ impl Default for LinkNodeConfig {
         LinkNodeConfig {
             receivers: Vec::new(),
             to_outputs: false,
-            layer: 0,
             flush_ms: 30,
             link: LinkConfig::default(),
         }
@@ -74,9 +74,6 @@ impl LinkNode {
     pub fn receivers(&self) -> &[NodeId] {
         &self.cfg.receivers
     }
-    pub fn layer(&self) -> u32 {
-        self.cfg.layer
-    }
     pub fn to_outputs(&self) -> bool {
         self.cfg.to_outputs
     }
@@ -106,6 +103,20 @@ impl LinkNode {
                         self.senders.insert(from, (version, total));
                         self.arm_flush(ctx);
                     }
+                }
+                Body::Unlink => {
+                    if self.senders.remove(&from).is_some() {
+                        self.arm_flush(ctx);
+                    }
+                }
+                Body::Rewire { receivers } => {
+                    let old = std::mem::replace(&mut self.cfg.receivers, receivers);
+                    for r in old.into_iter().filter(|r| !self.cfg.receivers.contains(r)) {
+                        self.link.send(ctx, r, Body::Unlink);
+                    }
+                    // The new receivers hear the whole total at once.
+                    self.last_sent = None;
+                    self.flush(ctx);
                 }
                 Body::Cancelled => {}
                 other => {

@@ -199,7 +199,6 @@ impl Node for DatasetNode {
                 "plan_layers": m.plan().map(|p| p.layers().len()),
             }),
             DatasetNode::LinkNode(n) => serde_json::json!({
-                "layer": n.layer(),
                 "senders": n.senders().collect::<Vec<_>>(),
                 "receivers": n.receivers(),
                 "total": n.total(),

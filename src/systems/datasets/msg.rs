@@ -113,6 +113,14 @@ pub enum Body {
     LinkSource {
         leaf: NodeId,
     },
+    /// A link's manager to a link node: send to these from now on (the
+    /// link grew a level above it).
+    Rewire {
+        receivers: Vec<NodeId>,
+    },
+    /// A rewired link node to a receiver it left: drop my total (it now
+    /// reaches you through another sender).
+    Unlink,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,6 +153,8 @@ const KINDS: &[&str] = &[
     "LinkTo",
     "LinkTotal",
     "LinkSource",
+    "Rewire",
+    "Unlink",
     "Ack",
 ];
 
@@ -168,6 +178,8 @@ impl Body {
             Body::LinkTo { .. } => 14,
             Body::LinkTotal { .. } => 15,
             Body::LinkSource { .. } => 16,
+            Body::Rewire { .. } => 17,
+            Body::Unlink => 18,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Added {
     pub node: usize,
     /// Nodes created, each after the nodes it sends to.
     pub new_nodes: Vec<usize>,
+    /// Nodes whose receivers changed (the old tops, when a level grew).
+    pub rewired: Vec<usize>,
 }
 
 impl Plan {
@@ -161,9 +163,10 @@ impl Plan {
 
     /// Connects one more source: to a first-layer node with room, else to
     /// new nodes hung under the lowest level with room (a new top if the
-    /// heads can take one more sender). The graph never gains a layer, so
-    /// a full link refuses.
-    pub fn add_source(&mut self) -> Result<Added, String> {
+    /// heads can take one more sender). A full link grows a level: a new
+    /// node above the tops takes them all (they are `rewired` to it) and
+    /// sends to the heads, which leaves room for more tops.
+    pub fn add_source(&mut self) -> Added {
         let has_room = |p: &Plan, n: usize| p.nodes[n].senders < p.max_senders;
         let lowest = (0..self.up.len()).find_map(|k| {
             self.up[k]
@@ -173,24 +176,37 @@ impl Plan {
                 .map(|n| (k, n))
         });
         let mut new_nodes = Vec::new();
+        let mut rewired = Vec::new();
+        let heads = self.down[self.down.len() - 1].clone();
         let (mut k, mut at) = match lowest {
             Some(found) => found,
-            None if self.up[self.up.len() - 1].len() < self.max_senders => {
+            None => {
+                if self.up[self.up.len() - 1].len() >= self.max_senders {
+                    let tops = self.up[self.up.len() - 1].clone();
+                    let above = self.node(Vec::new());
+                    for &t in &tops {
+                        for r in std::mem::take(&mut self.nodes[t].receivers) {
+                            if let To::Node(m) = r {
+                                self.nodes[m].senders -= 1;
+                            }
+                        }
+                        self.connect(t, To::Node(above));
+                    }
+                    for &h in &heads {
+                        self.connect(above, To::Node(h));
+                    }
+                    self.up.push(vec![above]);
+                    new_nodes.push(above);
+                    rewired = tops;
+                }
                 let top = self.node(Vec::new());
-                for head in self.down[self.down.len() - 1].clone() {
-                    self.connect(top, To::Node(head));
+                for &h in &heads {
+                    self.connect(top, To::Node(h));
                 }
                 let k = self.up.len() - 1;
                 self.up[k].push(top);
                 new_nodes.push(top);
                 (k, top)
-            }
-            None => {
-                return Err(format!(
-                    "the link is full: {} sources, {} layers",
-                    self.sources.len(),
-                    self.layers().len()
-                ));
             }
         };
         while k > 0 {
@@ -204,10 +220,11 @@ impl Plan {
         self.nodes[at].senders += 1;
         self.sources.push(at);
         self.set_layers();
-        Ok(Added {
+        Added {
             node: at,
             new_nodes,
-        })
+            rewired,
+        }
     }
 
     /// Node indices by layer, first layer first.
@@ -305,37 +322,34 @@ mod tests {
     }
 
     #[test]
-    fn sources_added_later_keep_the_invariants_until_the_link_is_full() {
+    fn sources_added_later_keep_the_invariants_and_grow_levels() {
         let mut p = Plan::new(1, 7, 3, 3).unwrap();
-        let mut added = 0;
-        while let Ok(a) = p.add_source() {
-            added += 1;
+        let mut grew = 0;
+        for added in 1..=100 {
+            let before = p.layers().len();
+            let a = p.add_source();
             p.check()
                 .unwrap_or_else(|e| panic!("after {added} added: {e}"));
             assert_eq!(p.nodes[a.node].layer, 0);
-        }
-        // One layer of tops, at most 3 of them, 3 sources each.
-        assert_eq!(p.sources.len(), 9);
-        let mut p = Plan::new(10, 2, 3, 3).unwrap();
-        let before = p.layers().len();
-        for _ in 0..17 {
-            let a = p.add_source().unwrap();
-            for &n in &a.new_nodes {
+            for (pos, &n) in a.new_nodes.iter().enumerate() {
                 for r in &p.nodes[n].receivers {
                     if let To::Node(m) = r {
                         assert!(
-                            !a.new_nodes[a.new_nodes.iter().position(|&x| x == n).unwrap()..]
-                                .contains(m),
+                            !a.new_nodes[pos..].contains(m),
                             "a new node sends to one created after it"
                         );
                     }
                 }
             }
-            p.check().unwrap();
+            if !a.rewired.is_empty() {
+                grew += 1;
+                assert_eq!(p.layers().len(), before + 1);
+            }
         }
-        assert_eq!(p.sources.len(), 27);
-        assert_eq!(p.layers().len(), before);
-        assert!(p.add_source().is_err(), "27 = 3^3 fills three levels of 3");
+        // 1, 2, 3, 4 levels of 3 hold 9, 27, 81, 243 sources: grown at
+        // the 10th, 28th and 82nd.
+        assert_eq!(grew, 3);
+        assert_eq!(p.sources.len(), 101);
     }
 
     #[test]
@@ -343,7 +357,7 @@ mod tests {
         Plan::new(0, 0, 10, 10).unwrap().check().unwrap();
         Plan::new(0, 5, 10, 10).unwrap().check().unwrap();
         let mut p = Plan::new(0, 5, 10, 10).unwrap();
-        p.add_source().unwrap();
+        p.add_source();
         p.check().unwrap();
         assert!(Plan::new(3, 3, 1, 10).is_err());
         assert!(Plan::new(3, 3, 10, 0).is_err());

@@ -122,6 +122,11 @@ impl User {
         self.leaves.values().filter(|l| l.id.is_some()).count()
     }
 
+    /// The nodes of the leaves the user knows.
+    pub fn leaf_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.leaves.values().filter_map(|l| l.id)
+    }
+
     pub fn finished(&self) -> bool {
         self.next >= self.cfg.steps.len()
     }
