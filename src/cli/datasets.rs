@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::seed_args::{Pooled, SeedArgs};
+use crate::drivers::datasets::links::{LinkSetup, write_link_outputs};
 use crate::drivers::datasets::real;
 use crate::drivers::datasets::run::{Sample, run as run_script, write_outputs};
 use crate::drivers::datasets::script::{Script, grow_and_shrink};
@@ -14,6 +15,7 @@ use crate::drivers::datasets::sim_check::{DEFAULT_FAULTS, SimCheckOptions, run_m
 use crate::drivers::datasets::{Setup, input_err};
 use crate::drivers::kv::sim_check::Faults;
 use crate::error::Error;
+use crate::net::MessageFaults;
 use crate::node::Mode;
 use crate::settings::Settings;
 use crate::systems::datasets::data::Limits;
@@ -27,6 +29,47 @@ pub enum Command {
     /// Many seeded datasets under leaf churn and faults, each checked for
     /// exact totals and a valid tree.
     SimCheck(SimCheckArgs),
+    /// Links an input dataset to output leaves in the simulator under
+    /// fan-in and fan-out limits; prints the layers, each link node's
+    /// fan-in and fan-out, the totals and the checks' verdict; writes
+    /// results.json and link.svg.
+    Link(LinkArgs),
+}
+
+#[derive(clap::Args)]
+pub struct LinkArgs {
+    /// Input leaves present when the link is built.
+    #[arg(long)]
+    inputs: usize,
+    /// Output leaves.
+    #[arg(long)]
+    outputs: usize,
+    /// Input leaves that join after the link is built.
+    #[arg(long, default_value_t = 0)]
+    late_inputs: usize,
+    /// Most senders of a link node [DistZero's default: 200].
+    #[arg(long, default_value_t = 200)]
+    max_senders: u32,
+    /// Most receivers of a link node [DistZero's default: 200].
+    #[arg(long, default_value_t = 200)]
+    max_receivers: u32,
+    /// The input dataset's kids limit.
+    #[arg(long, default_value_t = 4)]
+    kids_limit: u32,
+    /// Probability that a message is lost (every kind).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Probability that a message is duplicated.
+    #[arg(long, default_value_t = 0.0)]
+    duplicate: f64,
+    /// Probability that a message is postponed by up to 1.2 s.
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where results.json and link.svg go [default: <tmp>/datasets/link].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +134,7 @@ pub fn run(settings: &Settings, c: Command) -> anyhow::Result<()> {
     match c {
         Command::Run(a) => run_cmd(settings, a),
         Command::SimCheck(a) => sim_check(a),
+        Command::Link(a) => link_cmd(settings, a),
     }
 }
 
@@ -286,4 +330,72 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
         anyhow::bail!("{} of {} seeds failed", failed.len(), results.len());
     }
     Ok(())
+}
+
+fn link_cmd(settings: &Settings, a: LinkArgs) -> anyhow::Result<()> {
+    for (name, p) in [
+        ("loss", a.loss),
+        ("duplicate", a.duplicate),
+        ("reorder", a.reorder),
+    ] {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::input(format!("--{name} must be in [0, 1), got {p}")).into());
+        }
+    }
+    let faulty = a.loss + a.duplicate + a.reorder > 0.0;
+    let setup = LinkSetup {
+        inputs: a.inputs,
+        late_inputs: a.late_inputs,
+        outputs: a.outputs,
+        max_senders: a.max_senders,
+        max_receivers: a.max_receivers,
+        kids_limit: a.kids_limit,
+        faults: faulty.then(|| MessageFaults {
+            loss: a.loss,
+            duplicate: a.duplicate,
+            reorder: a.reorder,
+            reorder_ms: Some(1200.0),
+            ..Default::default()
+        }),
+        ..LinkSetup::default()
+    };
+    setup.validate().map_err(input_err)?;
+    let (r, _sim) = setup.run(a.seed)?;
+    for (i, layer) in r.layers.iter().enumerate() {
+        let fans: Vec<String> = layer
+            .iter()
+            .map(|n| format!("{} {}>{}", n.id, n.senders.len(), n.receivers.len()))
+            .collect();
+        println!(
+            "layer {i}: {} nodes (id fan-in>fan-out): {}",
+            layer.len(),
+            fans.join(", ")
+        );
+    }
+    let totals: Vec<String> = r.output_totals.iter().map(|t| t.to_string()).collect();
+    println!(
+        "{} input leaves, {} outputs; sent {}; outputs hold {}; trace hash {}; {:.1} s simulated in {:.2} s",
+        r.leaves.len(),
+        r.outputs,
+        r.sent_total,
+        totals.join(","),
+        r.trace_hash,
+        r.simulated_s,
+        r.wall_s
+    );
+    let out = a
+        .out
+        .unwrap_or_else(|| super::default_out(settings, &["datasets", "link"]));
+    write_link_outputs(&out, &r)?;
+    println!("wrote {}", out.display());
+    match &r.failure {
+        None => {
+            println!(
+                "ok: every input leaf feeds one first-layer node with one path to each output, fan-in <= {} and fan-out <= {}, exact totals",
+                r.max_senders, r.max_receivers
+            );
+            Ok(())
+        }
+        Some(why) => anyhow::bail!("seed {}: {why}", a.seed),
+    }
 }

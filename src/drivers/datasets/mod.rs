@@ -2,6 +2,8 @@
 //! user playing a script; views of the tree as it stands; the checks (exact
 //! totals, a valid tree); `run` (`dz datasets run`), `sim_check`.
 
+pub mod links;
+pub mod links_svg;
 pub mod real;
 pub mod run;
 pub mod script;
@@ -115,6 +117,7 @@ impl Setup {
                 steps: self.steps.clone(),
                 link: self.link,
                 volatile: self.volatile,
+                link_manager: None,
             })?,
         });
         Ok(Roster { nodes })
@@ -122,41 +125,52 @@ impl Setup {
 
     /// The simulation, nodes placed, spawns enabled.
     pub fn build(&self, cfg: SimConfig) -> Result<Simulation<DatasetNode>> {
-        let roster = Arc::new(self.roster()?);
         let layout = self.layout();
-        let mut sim = Simulation::new(cfg);
-        for _ in 0..self.machines + 2 {
-            sim.add_machine(ClockSkew::default());
-        }
-        for spec in &roster.nodes {
-            let machine = match spec.role.as_str() {
-                "output" => layout.output_machine,
-                "user" => layout.user_machine,
-                _ => MachineId(0),
-            };
-            let mut first = Some(Datasets::build(spec, &roster)?);
-            let (spec, roster) = (spec.clone(), roster.clone());
-            sim.add_node(machine, move || {
-                first
-                    .take()
-                    .unwrap_or_else(|| Datasets::build(&spec, &roster).expect("built once"))
-            });
-        }
-        sim.set_spawner(Box::new(|id, role, config| {
-            let name = format!("n{}", id.0);
-            let mut first = Some(DatasetNode::from_role(&name, role, config)?);
-            let (role, config) = (role.to_string(), config.clone());
-            Ok(Box::new(move || {
-                first.take().unwrap_or_else(|| {
-                    DatasetNode::from_role(&name, &role, &config).expect("built once")
-                })
-            }))
-        }));
-        Ok(sim)
+        let place = |spec: &NodeSpec| match spec.role.as_str() {
+            "output" => layout.output_machine,
+            "user" => layout.user_machine,
+            _ => MachineId(0),
+        };
+        simulate(self.roster()?, self.machines + 2, &place, cfg)
     }
 }
 
-mod erased {
+/// A simulation of `roster` on `machines` machines, each node placed by
+/// `place`, spawns enabled.
+pub fn simulate(
+    roster: Roster,
+    machines: usize,
+    place: &dyn Fn(&NodeSpec) -> MachineId,
+    cfg: SimConfig,
+) -> Result<Simulation<DatasetNode>> {
+    let roster = Arc::new(roster);
+    let mut sim = Simulation::new(cfg);
+    for _ in 0..machines {
+        sim.add_machine(ClockSkew::default());
+    }
+    for spec in &roster.nodes {
+        let mut first = Some(Datasets::build(spec, &roster)?);
+        let (spec2, roster) = (spec.clone(), roster.clone());
+        sim.add_node(place(spec), move || {
+            first
+                .take()
+                .unwrap_or_else(|| Datasets::build(&spec2, &roster).expect("built once"))
+        });
+    }
+    sim.set_spawner(Box::new(|id, role, config| {
+        let name = format!("n{}", id.0);
+        let mut first = Some(DatasetNode::from_role(&name, role, config)?);
+        let (role, config) = (role.to_string(), config.clone());
+        Ok(Box::new(move || {
+            first.take().unwrap_or_else(|| {
+                DatasetNode::from_role(&name, &role, &config).expect("built once")
+            })
+        }))
+    }));
+    Ok(sim)
+}
+
+pub(crate) mod erased {
     /// Serialises configs for node specs.
     pub trait Json {
         fn json(&self) -> crate::error::Result<serde_json::Value>;

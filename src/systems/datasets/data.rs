@@ -143,6 +143,9 @@ pub struct DataNode {
     // A leaf's own state.
     pub(super) inputs: i64,
     pub(super) leaving: bool,
+    /// The link node this input leaf feeds (see `linknode.rs`).
+    pub(super) link_to: Option<NodeId>,
+    pub(super) link_version: u64,
     // A manager's.
     pub(super) kids: BTreeMap<NodeId, Kid>,
     pub(super) retired: i64,
@@ -186,6 +189,8 @@ impl DataNode {
             started: cfg.interval.is_some(),
             inputs: 0,
             leaving: false,
+            link_to: None,
+            link_version: 0,
             kids: BTreeMap::new(),
             retired: 0,
             early: BTreeMap::new(),
@@ -431,6 +436,11 @@ impl DataNode {
                 self.inputs += amount;
                 ctx.count("input_actions", 1);
                 self.mark_dirty(ctx);
+                self.push_link_total(ctx);
+            }
+            Body::LinkTo { node } if self.is_leaf() => {
+                self.link_to = Some(node);
+                self.push_link_total(ctx);
             }
             Body::KidSummary(s) => self.on_kid_summary(ctx, from, s),
             Body::AddLeaf(add) => {

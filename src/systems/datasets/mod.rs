@@ -7,7 +7,9 @@
 //!
 //! Roles: `data` (the root is the roster's; every other data node is
 //! spawned by the tree), `user` (plays a script of leaves and inputs) and
-//! `output` (holds the root's running total). See `docs/datasets.md`.
+//! `output` (holds the root's running total); a link between datasets is
+//! `link` (its manager) and `linknode` (spawned by the manager). See
+//! `docs/datasets.md`.
 
 pub mod data;
 pub mod durable;
@@ -16,7 +18,10 @@ pub mod handover;
 pub mod interval;
 pub mod leaves;
 pub mod link;
+pub mod linkmgr;
+pub mod linknode;
 pub mod msg;
+pub mod plan;
 pub mod user;
 
 use std::sync::Arc;
@@ -26,6 +31,8 @@ use crate::error::{Error, Result};
 use crate::node::{Ctx, Node, NodeId, TimerId};
 use data::{DataConfig, DataNode};
 use durable::Loaded;
+use linkmgr::{LinkManager, LinkManagerConfig};
+use linknode::{LinkNode, LinkNodeConfig};
 use msg::DsMsg;
 use user::{Output, User, UserConfig};
 
@@ -33,6 +40,10 @@ pub enum DatasetNode {
     Data(Box<DataNode>),
     User(Box<User>),
     Output(Output),
+    /// A link's manager (role `link`).
+    LinkManager(Box<LinkManager>),
+    /// A node of a link (role `linknode`, spawned by its manager).
+    LinkNode(Box<LinkNode>),
 }
 
 impl DatasetNode {
@@ -51,6 +62,18 @@ impl DatasetNode {
     pub fn as_output(&self) -> Option<&Output> {
         match self {
             DatasetNode::Output(o) => Some(o),
+            _ => None,
+        }
+    }
+    pub fn as_link_manager(&self) -> Option<&LinkManager> {
+        match self {
+            DatasetNode::LinkManager(m) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn as_link_node(&self) -> Option<&LinkNode> {
+        match self {
+            DatasetNode::LinkNode(n) => Some(n),
             _ => None,
         }
     }
@@ -76,6 +99,18 @@ impl DatasetNode {
                 let cfg: OutputConfig = from_value(name, config)?;
                 Ok(DatasetNode::Output(Output::new(cfg.link, cfg.volatile)))
             }
+            "link" => {
+                let cfg: LinkManagerConfig = from_value(name, config)?;
+                cfg.validate().map_err(bad)?;
+                Ok(DatasetNode::LinkManager(Box::new(LinkManager::new(cfg))))
+            }
+            "linknode" => {
+                let cfg: LinkNodeConfig = from_value(name, config)?;
+                if cfg.flush_ms == 0 {
+                    return Err(bad("flush_ms must be > 0".into()));
+                }
+                Ok(DatasetNode::LinkNode(Box::new(LinkNode::new(cfg))))
+            }
             other => Err(bad(format!("datasets has no role {other:?}"))),
         }
     }
@@ -87,6 +122,8 @@ impl DatasetNode {
             DatasetNode::Data(d) => d.saved().on,
             DatasetNode::User(u) => u.saved.on,
             DatasetNode::Output(o) => o.saved.on,
+            // Links keep their state in memory (docs/datasets.md).
+            DatasetNode::LinkManager(_) | DatasetNode::LinkNode(_) => false,
         }
     }
 
@@ -99,6 +136,7 @@ impl DatasetNode {
             }
             DatasetNode::User(u) => u.saved = durable::save(ctx, &**u, u.saved),
             DatasetNode::Output(o) => o.saved = durable::save(ctx, &*o, o.saved),
+            DatasetNode::LinkManager(_) | DatasetNode::LinkNode(_) => {}
         }
     }
 
@@ -118,6 +156,7 @@ impl DatasetNode {
             DatasetNode::Data(d) => took(durable::load(ctx), |s| d.resume(ctx, s)),
             DatasetNode::User(u) => took(durable::load(ctx), |s| u.resume(ctx, s)),
             DatasetNode::Output(o) => took(durable::load(ctx), |s| o.resume(ctx, s)),
+            DatasetNode::LinkManager(_) | DatasetNode::LinkNode(_) => Loaded::Fresh,
         }
     }
 }
@@ -159,6 +198,8 @@ impl Node for DatasetNode {
             DatasetNode::Data(d) => d.on_start(ctx),
             DatasetNode::User(u) => u.on_start(ctx),
             DatasetNode::Output(_) => {}
+            DatasetNode::LinkManager(m) => m.on_start(ctx),
+            DatasetNode::LinkNode(n) => n.on_start(ctx),
         }
         self.save(ctx);
     }
@@ -168,6 +209,8 @@ impl Node for DatasetNode {
             DatasetNode::Data(d) => d.on_message(ctx, from, msg),
             DatasetNode::User(u) => u.on_message(ctx, from, msg),
             DatasetNode::Output(o) => o.on_message(ctx, from, msg),
+            DatasetNode::LinkManager(m) => m.on_message(ctx, from, msg),
+            DatasetNode::LinkNode(n) => n.on_message(ctx, from, msg),
         }
         self.save(ctx);
     }
@@ -177,6 +220,8 @@ impl Node for DatasetNode {
             DatasetNode::Data(d) => d.on_timer(ctx, tag),
             DatasetNode::User(u) => u.on_timer(ctx, tag),
             DatasetNode::Output(o) => o.on_timer(ctx, tag),
+            DatasetNode::LinkManager(m) => m.on_timer(ctx, tag),
+            DatasetNode::LinkNode(n) => n.on_timer(ctx, tag),
         }
         self.save(ctx);
     }
@@ -198,6 +243,7 @@ impl Node for DatasetNode {
                 "changing": d.op().is_some(),
                 "problem": d.check().err(),
                 "link": d.link_stats(),
+                "link_to": d.link_to(),
             }),
             DatasetNode::User(u) => serde_json::json!({
                 "sent_total": u.sent_total(),
@@ -209,6 +255,18 @@ impl Node for DatasetNode {
                 "total": o.total(),
                 "updates": o.updates(),
             }),
+            DatasetNode::LinkManager(m) => serde_json::json!({
+                "nodes": m.node_ids(),
+                "linked": m.linked().len(),
+                "unlinked": m.unlinked(),
+                "plan_layers": m.plan().map(|p| p.layers().len()),
+            }),
+            DatasetNode::LinkNode(n) => serde_json::json!({
+                "senders": n.senders().collect::<Vec<_>>(),
+                "receivers": n.receivers(),
+                "total": n.total(),
+                "link": n.link_stats(),
+            }),
         })
     }
 }
@@ -217,7 +275,7 @@ pub struct Datasets;
 
 impl System for Datasets {
     const NAME: &'static str = "datasets";
-    const ROLES: &'static [&'static str] = &["data", "user", "output"];
+    const ROLES: &'static [&'static str] = &["data", "user", "output", "link", "linknode"];
     type Node = DatasetNode;
 
     fn build(spec: &NodeSpec, _roster: &Arc<Roster>) -> Result<DatasetNode> {

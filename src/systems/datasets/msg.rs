@@ -99,6 +99,28 @@ pub enum Body {
     /// Stands in for a message its sender took back (see `Link::forget`),
     /// so the receiver's sequence has no hole.
     Cancelled,
+    /// A link's manager to an input leaf: send your total to `node`.
+    LinkTo {
+        node: NodeId,
+    },
+    /// An input leaf or link node to a link node: the sender's whole
+    /// running total (cumulative and versioned, as summaries are).
+    LinkTotal {
+        version: u64,
+        total: i64,
+    },
+    /// The user to a link's manager: this input leaf joined.
+    LinkSource {
+        leaf: NodeId,
+    },
+    /// A link's manager to a link node: send to these from now on (the
+    /// link grew a level above it).
+    Rewire {
+        receivers: Vec<NodeId>,
+    },
+    /// A rewired link node to a receiver it left: drop my total (it now
+    /// reaches you through another sender).
+    Unlink,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,6 +150,11 @@ const KINDS: &[&str] = &[
     "Adopt",
     "NewParent",
     "Cancelled",
+    "LinkTo",
+    "LinkTotal",
+    "LinkSource",
+    "Rewire",
+    "Unlink",
     "Ack",
 ];
 
@@ -148,6 +175,11 @@ impl Body {
             Body::Adopt(_) => 11,
             Body::NewParent { .. } => 12,
             Body::Cancelled => 13,
+            Body::LinkTo { .. } => 14,
+            Body::LinkTotal { .. } => 15,
+            Body::LinkSource { .. } => 16,
+            Body::Rewire { .. } => 17,
+            Body::Unlink => 18,
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct UserConfig {
     pub link: LinkConfig,
     /// Keep the state in memory only (see `DataConfig::volatile`).
     pub volatile: bool,
+    /// A link's manager to tell of every leaf added (see `linkmgr.rs`).
+    pub link_manager: Option<NodeId>,
 }
 
 impl Default for UserConfig {
@@ -47,6 +49,7 @@ impl Default for UserConfig {
             steps: Vec::new(),
             link: LinkConfig::default(),
             volatile: false,
+            link_manager: None,
         }
     }
 }
@@ -140,6 +143,11 @@ impl User {
         self.leaves.values().filter(|l| l.id.is_some()).count()
     }
 
+    /// The nodes of the leaves the user knows.
+    pub fn leaf_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.leaves.values().filter_map(|l| l.id)
+    }
+
     pub fn finished(&self) -> bool {
         self.next >= self.cfg.steps.len()
     }
@@ -209,6 +217,11 @@ impl User {
                     ctx.count("extra_leaves", 1);
                     self.link.send(ctx, leaf, Body::Leave);
                     continue;
+                }
+                if state.id.is_none()
+                    && let Some(m) = self.cfg.link_manager
+                {
+                    self.link.send(ctx, m, Body::LinkSource { leaf });
                 }
                 state.id = Some(leaf);
                 for b in std::mem::take(&mut state.waiting) {
