@@ -193,11 +193,16 @@ impl LinkSetup {
                 outputs: Vec::new(),
                 limits,
                 link,
+                volatile: false,
             }
             .json()?,
         )];
         for o in self.output_ids() {
-            let cfg = OutputConfig { link }.json()?;
+            let cfg = OutputConfig {
+                link,
+                volatile: false,
+            }
+            .json()?;
             nodes.push(spec(o, format!("output{}", o.0), "output", cfg));
         }
         let user = UserConfig {
@@ -205,6 +210,7 @@ impl LinkSetup {
             steps: self.steps(),
             link,
             link_manager: Some(self.manager()),
+            volatile: false,
         };
         nodes.push(spec(self.user(), "user".into(), "user", user.json()?));
         let manager = LinkManagerConfig {
