@@ -11,6 +11,7 @@
 //! `link` (its manager) and `linknode` (spawned by the manager). See
 //! `docs/datasets.md`.
 
+pub mod config;
 pub mod data;
 pub mod durable;
 pub mod growth;
