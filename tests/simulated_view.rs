@@ -448,3 +448,43 @@ fn simulated_view_shows_versions_held() {
         }
     }
 }
+
+#[test]
+fn simulated_view_opens_a_datasets_sim_check_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed-2");
+    let out = dz()
+        .env("DZ_TMP_DIR", dir.path().join("tmp"))
+        .args(["datasets", "sim-check", "--seed", "2", "--seconds", "3"])
+        .args(["--trace", seed_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("view: dz view {}", seed_dir.display())),
+        "{text}"
+    );
+    let s = Server::start(&seed_dir, &dir.path().join("tmp"));
+    let meta = s.get_json("/api/meta");
+    let names: Vec<&str> = meta["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["m0", "m1", "m2", "user", "outputs"], "{meta}");
+    // The root on m0, both outputs on their machine, the user on its own;
+    // spawned data nodes where their spawn put them, all on data machines.
+    let nm: Vec<u64> = meta["node_machine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(nm[..4], [0, 4, 4, 3], "{meta}");
+    assert!(nm.len() > 4 && nm[4..].iter().all(|&m| m < 3), "{meta}");
+    assert!(meta["events"].as_u64().unwrap() > 100, "{meta}");
+    let hash = meta["trace_hash"].as_str().unwrap();
+    assert!(text.contains(hash), "{text}");
+}

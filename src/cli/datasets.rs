@@ -113,13 +113,17 @@ pub struct RunArgs {
     /// Local and virtual modes: the cluster's name [default: a fresh one].
     #[arg(long)]
     name: Option<String>,
+    /// Nodes keep their state in memory only, as DistZero's did: no crash
+    /// durability, but no snapshot per handler either (see docs/datasets.md).
+    #[arg(long)]
+    volatile: bool,
 }
 
 #[derive(clap::Args)]
 pub struct SimCheckArgs {
     #[command(flatten)]
     pool: SeedArgs,
-    /// Faults to inject, comma-separated: partition, drop, duplicate, reorder, none.
+    /// Faults to inject, comma-separated: crash, partition, drop, duplicate, reorder, none.
     #[arg(long, default_value = DEFAULT_FAULTS, value_parser = Faults::parse)]
     faults: Faults,
     /// Seconds of leaf churn and inputs under faults per seed.
@@ -128,6 +132,10 @@ pub struct SimCheckArgs {
     /// Most leaves at once.
     #[arg(long, default_value_t = 30)]
     max_leaves: usize,
+    /// With --seed: also write the seed's trace and results under DIR, for
+    /// `dz view DIR`.
+    #[arg(long, value_name = "DIR", requires = "seed")]
+    trace: Option<std::path::PathBuf>,
 }
 
 pub fn run(settings: &Settings, c: Command) -> anyhow::Result<()> {
@@ -179,6 +187,7 @@ fn run_cmd(settings: &Settings, a: RunArgs) -> anyhow::Result<()> {
         limits,
         machines: a.machines,
         outputs: a.outputs,
+        volatile: a.volatile,
         ..Setup::default()
     };
     let every = a
@@ -283,9 +292,13 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
         faults: a.faults,
         load: Duration::from_secs(a.seconds),
         max_leaves: a.max_leaves,
+        trace: a.trace.as_ref().map(|d| d.join("trace.jsonl")),
         ..Default::default()
     };
     opts.validate()?;
+    if let Some(d) = &a.trace {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
     let Pooled {
         results,
         wall_s,
@@ -325,6 +338,24 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
             r.failure.as_deref().unwrap_or_default()
         );
         println!("  replay: dz datasets sim-check --seed {} {flags}", r.seed);
+        println!(
+            "  view:   dz datasets sim-check --seed {} {flags} --trace .tmp/datasets-seed-{} ; dz view .tmp/datasets-seed-{}",
+            r.seed, r.seed, r.seed
+        );
+    }
+    if let (Some(d), Some(r)) = (&a.trace, results.first()) {
+        let nodes: Vec<_> = crate::drivers::datasets::sim_check::machine_names(&opts)
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| serde_json::json!({"id": i, "name": name, "machine": name}))
+            .collect();
+        let v = serde_json::json!({
+            "settings": {"system": "datasets", "title": "datasets sim-check seed"},
+            "seed": r.seed, "trace_hash": r.trace_hash, "nodes": nodes,
+            "node_machines": crate::drivers::datasets::sim_check::roster_machines(&opts),
+        });
+        crate::drivers::simulate::write_json(&d.join("results.json"), &v)?;
+        println!("view: {}", crate::view::command_for(d));
     }
     if !failed.is_empty() {
         anyhow::bail!("{} of {} seeds failed", failed.len(), results.len());

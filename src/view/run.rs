@@ -62,6 +62,9 @@ pub struct Run {
     pub seed: Option<u64>,
     pub trace_hash: Option<String>,
     pub machines: Vec<Machine>,
+    /// Where the nodes that were not spawned run, when results.json says
+    /// (`node_machines`); else node i runs on machine i.
+    pub roster_machines: Vec<u32>,
     pub trace: Option<TraceIndex>,
     pub logs: LogIndex,
     /// Filled once the viewer's re-run has sampled the node states.
@@ -153,6 +156,7 @@ impl Run {
             seed: None,
             trace_hash: None,
             machines,
+            roster_machines: Vec::new(),
             trace,
             logs,
             states: RwLock::new(None),
@@ -204,6 +208,13 @@ impl Run {
         );
         if let Some(r) = &results {
             run.system = r["settings"]["system"].as_str().map(str::to_string);
+            if let Some(m) = r["node_machines"].as_array() {
+                run.roster_machines = m
+                    .iter()
+                    .filter_map(|v| v.as_u64())
+                    .map(|v| v as u32)
+                    .collect();
+            }
             run.seed = r["seed"].as_u64();
             run.trace_hash = r["trace_hash"].as_str().map(str::to_string);
             *run.verdict.get_mut().expect("not shared") =
@@ -247,7 +258,8 @@ impl Run {
         Ok(run)
     }
 
-    /// The machine each node runs on: node i on machine i unless spawned.
+    /// The machine each node runs on: as results.json places the roster's
+    /// nodes (else node i on machine i), spawned nodes where they spawned.
     pub fn node_machine(&self) -> Vec<u32> {
         let n = self
             .trace
@@ -255,6 +267,9 @@ impl Run {
             .map_or(0, |t| t.nodes as usize)
             .max(self.machines.len());
         let mut m: Vec<u32> = (0..n as u32).collect();
+        for (slot, &machine) in m.iter_mut().zip(&self.roster_machines) {
+            *slot = machine;
+        }
         if let Some(t) = &self.trace {
             for e in t
                 .events

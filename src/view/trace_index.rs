@@ -192,6 +192,7 @@ impl TraceIndex {
         };
         let mut names: HashMap<String, u16> = HashMap::new();
         let mut reasons: HashMap<String, u16> = HashMap::new();
+        let (mut first_spawned, mut spawn_machines) = (u32::MAX, 0u32);
         // Sends in flight by link, kind and arrival time (ns; NO_ARR when
         // the trace does not say): deliveries and drops on arrival pair with
         // the send due then, in scheduling order, which the simulator keeps.
@@ -287,6 +288,8 @@ impl TraceIndex {
                     e.b = need(raw.new, "new")?;
                     e.x = need(raw.machine, "machine")?.into();
                     ix.nodes = ix.nodes.max(e.b + 1);
+                    first_spawned = first_spawned.min(e.b);
+                    spawn_machines = spawn_machines.max(e.x as u32 + 1);
                 }
                 Ev::Crash | Ev::Restart | Ev::Isolate => {
                     e.a = need(raw.machine, "machine")?;
@@ -307,7 +310,11 @@ impl TraceIndex {
             }
             ix.events.push(e);
         }
-        ix.machines = ix.machines.max(ix.nodes);
+        // Nodes not spawned run one per machine unless told otherwise.
+        ix.machines = ix
+            .machines
+            .max(ix.nodes.min(first_spawned))
+            .max(spawn_machines);
         Ok(ix)
     }
 

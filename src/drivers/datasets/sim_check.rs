@@ -36,6 +36,8 @@ pub struct SimCheckOptions {
     pub machines: usize,
     /// Most leaves at once.
     pub max_leaves: usize,
+    /// Also write the seed's trace here (one seed at a time: `dz view`).
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Default for SimCheckOptions {
@@ -46,6 +48,7 @@ impl Default for SimCheckOptions {
             settle: Duration::from_secs(60),
             machines: 3,
             max_leaves: 30,
+            trace: None,
         }
     }
 }
@@ -194,6 +197,9 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
     };
     let layout = setup.layout();
     let mut sim = setup.build(SimConfig::new(seed))?;
+    if let Some(p) = &opts.trace {
+        sim.trace_to(p)?;
+    }
     let mut failure = None;
     let mut peak_height = 0;
     // Node invariants are checked every half second of the run.
@@ -216,6 +222,9 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
     }
     if let Some(why) = sim.halted() {
         failure.get_or_insert_with(|| why.to_string());
+    }
+    if let Some(p) = &opts.trace {
+        sim.finish_trace().map_err(|e| Error::io(p, e))?;
     }
     let (expected, leaves) = script.outcome();
     let end = view(&sim, &layout, true);
@@ -242,6 +251,30 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
         restored,
         trace_hash: format!("{:016x}", sim.trace_hash()),
     })
+}
+
+/// The machines of a seed's cluster, in order: the data machines, then the
+/// user's and the outputs' (as `Setup::build` adds them).
+pub fn machine_names(opts: &SimCheckOptions) -> Vec<String> {
+    let mut names: Vec<String> = (0..opts.machines).map(|i| format!("m{i}")).collect();
+    names.push("user".into());
+    names.push("outputs".into());
+    names
+}
+
+/// The machine of each node of the roster (root, outputs, user), by id.
+pub fn roster_machines(opts: &SimCheckOptions) -> Vec<u32> {
+    let setup = Setup {
+        machines: opts.machines,
+        ..Setup::default()
+    };
+    let layout = setup.layout();
+    let mut m = vec![0; layout.user.0 as usize + 1];
+    for o in &layout.outputs {
+        m[o.0 as usize] = layout.output_machine.0;
+    }
+    m[layout.user.0 as usize] = layout.user_machine.0;
+    m
 }
 
 /// One seed; a panic is that seed's failure, not the end of the check.
