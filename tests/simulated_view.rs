@@ -475,7 +475,7 @@ fn simulated_view_opens_a_datasets_sim_check_seed() {
         .collect();
     assert_eq!(names, ["m0", "m1", "m2", "user", "outputs"], "{meta}");
     // The root on m0, both outputs on their machine, the user on its own;
-    // spawned data nodes where their spawn put them, all on data machines.
+    // spawned data nodes where their spawns put them (the least loaded).
     let nm: Vec<u64> = meta["node_machine"]
         .as_array()
         .unwrap()
@@ -483,7 +483,11 @@ fn simulated_view_opens_a_datasets_sim_check_seed() {
         .map(|v| v.as_u64().unwrap())
         .collect();
     assert_eq!(nm[..4], [0, 4, 4, 3], "{meta}");
-    assert!(nm.len() > 4 && nm[4..].iter().all(|&m| m < 3), "{meta}");
+    let spawned: std::collections::BTreeSet<u64> = nm[4..].iter().copied().collect();
+    assert!(
+        spawned.len() >= 3 && spawned.iter().all(|&m| m < 5),
+        "{meta}"
+    );
     assert!(meta["events"].as_u64().unwrap() > 100, "{meta}");
     let hash = meta["trace_hash"].as_str().unwrap();
     assert!(text.contains(hash), "{text}");
