@@ -206,6 +206,9 @@ impl Node for DatasetNode {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) {
+        // An acknowledgement only shrinks what is resent: if a crash loses
+        // that, the receiver drops the resent copies as duplicates.
+        let worth_saving = !matches!(msg, DsMsg::Ack { .. });
         match self {
             DatasetNode::Data(d) => d.on_message(ctx, from, msg),
             DatasetNode::User(u) => u.on_message(ctx, from, msg),
@@ -213,7 +216,9 @@ impl Node for DatasetNode {
             DatasetNode::LinkManager(m) => m.on_message(ctx, from, msg),
             DatasetNode::LinkNode(n) => n.on_message(ctx, from, msg),
         }
-        self.save(ctx);
+        if worth_saving {
+            self.save(ctx);
+        }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, DsMsg>, _timer: TimerId, tag: u64) {
@@ -224,7 +229,12 @@ impl Node for DatasetNode {
             DatasetNode::LinkManager(m) => m.on_timer(ctx, tag),
             DatasetNode::LinkNode(n) => n.on_timer(ctx, tag),
         }
-        self.save(ctx);
+        // Sending acknowledgements or resending changes nothing that must
+        // survive a crash (both are repeated safely); anything that sends
+        // something new, with a new sequence number, is saved.
+        if !matches!(tag, link::TIMER_ACK | link::TIMER_RETRANSMIT) {
+            self.save(ctx);
+        }
     }
 
     fn query(&self, query: &str) -> Option<serde_json::Value> {
