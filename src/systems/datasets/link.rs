@@ -177,6 +177,18 @@ impl Link {
         ready
     }
 
+    /// A message off the wire: an acknowledgement is taken in (nothing to
+    /// deliver); numbered data is delivered as [`Link::receive`] does.
+    pub fn accept(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) -> Vec<Body> {
+        match msg {
+            DsMsg::Ack { next } => {
+                self.on_ack(from, next);
+                Vec::new()
+            }
+            DsMsg::Data { seq, body } => self.receive(ctx, from, seq, body),
+        }
+    }
+
     pub fn on_ack(&mut self, from: NodeId, next: u64) {
         if let Some(out) = self.out.get_mut(&from) {
             let before = out.unacked.len();

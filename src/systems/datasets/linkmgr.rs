@@ -113,14 +113,7 @@ impl LinkManager {
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) {
-        let bodies = match msg {
-            DsMsg::Ack { next } => {
-                self.link.on_ack(from, next);
-                return;
-            }
-            DsMsg::Data { seq, body } => self.link.receive(ctx, from, seq, body),
-        };
-        for body in bodies {
+        for body in self.link.accept(ctx, from, msg) {
             match body {
                 Body::LinkSource { leaf } => self.on_source(ctx, leaf),
                 Body::Cancelled => {}

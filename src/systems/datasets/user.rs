@@ -202,14 +202,7 @@ impl User {
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) {
-        let bodies = match msg {
-            DsMsg::Ack { next } => {
-                self.link.on_ack(from, next);
-                return;
-            }
-            DsMsg::Data { seq, body } => self.link.receive(ctx, from, seq, body),
-        };
-        for body in bodies {
+        for body in self.link.accept(ctx, from, msg) {
             if let Body::LeafAdded { name, leaf } = body {
                 let state = self.leaves.entry(name).or_default();
                 if state.id.is_some_and(|id| id != leaf) {
