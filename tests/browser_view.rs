@@ -407,6 +407,15 @@ async fn browser_view_kv_run() {
     .await;
     assert_eq!(hidden, json!(1));
 
+    // `dz view --at 1.5` prints a URL that opens the page at 1.5 s.
+    c.goto(&format!("{}/?at#t=1.5", server2.url)).await.unwrap();
+    until(
+        &c,
+        "the page opened at 1.5 s",
+        "view.meta && Math.abs(view.now - 1.5) < 1e-9 && parseFloat(document.querySelector('#time').value) === 1.5",
+    )
+    .await;
+
     c.close().await.unwrap();
     eprintln!("screenshots in {}", shots.display());
 }

@@ -338,8 +338,12 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
             r.failure.as_deref().unwrap_or_default()
         );
         println!("  replay: dz datasets sim-check --seed {} {flags}", r.seed);
+        let at = r
+            .failed_at_s
+            .map(|t| format!(" --at {t:.1}"))
+            .unwrap_or_default();
         println!(
-            "  view:   dz datasets sim-check --seed {} {flags} --trace .tmp/datasets-seed-{} ; dz view .tmp/datasets-seed-{}",
+            "  view:   dz datasets sim-check --seed {} {flags} --trace .tmp/datasets-seed-{} ; dz view .tmp/datasets-seed-{}{at}",
             r.seed, r.seed, r.seed
         );
     }

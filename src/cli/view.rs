@@ -17,6 +17,17 @@ pub struct Args {
     /// Also open the page in the default browser.
     #[arg(long)]
     open: bool,
+    /// Open the page at this moment of the run, in seconds (a sim-check
+    /// prints the moment its seed failed).
+    #[arg(long, value_name = "SECONDS", value_parser = at_seconds)]
+    at: Option<f64>,
+}
+
+fn at_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!("{s:?} is not a number of seconds (0 or more)")),
+    }
 }
 
 pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
@@ -28,6 +39,7 @@ pub fn run(settings: &Settings, a: Args) -> anyhow::Result<()> {
         path: a.path,
         port: a.port,
         open: a.open,
+        at: a.at,
         work,
     })?;
     Ok(())

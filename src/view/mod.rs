@@ -25,6 +25,8 @@ pub struct ViewOptions {
     pub path: PathBuf,
     pub port: u16,
     pub open: bool,
+    /// The moment of the run the page opens at (seconds).
+    pub at: Option<f64>,
     /// Scratch space for re-runs and branches.
     pub work: PathBuf,
 }
@@ -59,7 +61,10 @@ pub fn serve(opts: &ViewOptions) -> Result<()> {
         let local = listener
             .local_addr()
             .map_err(|e| Error::runtime(e.to_string()))?;
-        let url = format!("http://{local}/");
+        let url = match opts.at {
+            Some(t) => format!("http://{local}/#t={t}"),
+            None => format!("http://{local}/"),
+        };
         println!("dz view: {url}  ({summary})");
         let _ = std::io::stdout().flush();
         if opts.open {

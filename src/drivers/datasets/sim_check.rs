@@ -72,6 +72,8 @@ impl SimCheckOptions {
 pub struct SeedResult {
     pub seed: u64,
     pub failure: Option<String>,
+    /// When the failure was seen (simulated seconds).
+    pub failed_at_s: Option<f64>,
     pub kids_limit: u32,
     pub leaves_added: usize,
     pub inputs: usize,
@@ -201,6 +203,7 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
         sim.trace_to(p)?;
     }
     let mut failure = None;
+    let mut failed_at = script.end;
     let mut peak_height = 0;
     // Node invariants are checked every half second of the run.
     let mut faults = script.faults.iter().peekable();
@@ -218,10 +221,16 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
             failure = check_running(&v)
                 .err()
                 .map(|e| format!("at {:.1} s: {e}", t.as_secs_f64()));
+            if failure.is_some() {
+                failed_at = t;
+            }
         }
     }
-    if let Some(why) = sim.halted() {
-        failure.get_or_insert_with(|| why.to_string());
+    if let Some(why) = sim.halted()
+        && failure.is_none()
+    {
+        failure = Some(why.to_string());
+        failed_at = sim.now();
     }
     if let Some(p) = &opts.trace {
         sim.finish_trace().map_err(|e| Error::io(p, e))?;
@@ -242,6 +251,7 @@ fn run_checked(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
     let count = |f: fn(&Action) -> bool| script.steps.iter().filter(|s| f(&s.action)).count();
     Ok(SeedResult {
         seed,
+        failed_at_s: failure.is_some().then_some(failed_at.as_secs_f64()),
         failure,
         kids_limit,
         leaves_added: count(|a| matches!(a, Action::AddLeaf { .. })),
@@ -284,6 +294,7 @@ pub fn run_seed(seed: u64, opts: &SimCheckOptions) -> Result<SeedResult> {
         Err(why) => Ok(SeedResult {
             seed,
             failure: Some(format!("panicked: {why}")),
+            failed_at_s: None,
             kids_limit: 0,
             leaves_added: 0,
             inputs: 0,

@@ -225,6 +225,9 @@ function init() {
     if (ev.code === "Space") { ev.preventDefault(); setPlaying(!view.playing); }
     if (ev.key === "n") stepNext();
   });
+  // `dz view --at T` opens the page at a moment: #t=T.
+  const at = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);
+  if (at) view.now = parseFloat(at[1]);
   loadRun(0).catch(e => { $("status").textContent = "error: " + e.message; });
   requestAnimationFrame(tick);
 }
