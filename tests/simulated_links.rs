@@ -11,18 +11,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use distzero::drivers::datasets::links::{LinkResult, LinkSetup, check};
 use distzero::net::MessageFaults;
-
-const SHAPES: [(usize, usize); 9] = [
-    (1, 1),
-    (3, 1),
-    (1, 3),
-    (3, 3),
-    (3, 16),
-    (16, 3),
-    (16, 16),
-    (16, 1),
-    (1, 16),
-];
+use distzero::systems::datasets::plan::SHAPES;
 
 fn setup(n: usize, m: usize, limit: u32) -> LinkSetup {
     LinkSetup {

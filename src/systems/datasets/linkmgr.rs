@@ -85,6 +85,19 @@ impl LinkManager {
         }
     }
 
+    /// The nodes plan node `i` sends to: link nodes as spawned, or outputs.
+    fn receivers_of(&self, i: usize) -> Vec<NodeId> {
+        let plan = self.plan.as_ref().expect("a plan");
+        plan.nodes[i]
+            .receivers
+            .iter()
+            .map(|r| match *r {
+                To::Node(m) => self.ids[m],
+                To::Target(t) => self.cfg.outputs[t],
+            })
+            .collect()
+    }
+
     pub fn plan(&self) -> Option<&Plan> {
         self.plan.as_ref()
     }
@@ -144,16 +157,8 @@ impl LinkManager {
             self.unlinked.push(leaf);
             return;
         }
-        let plan = self.plan.as_ref().expect("a plan");
         for &i in &added.rewired {
-            let receivers = plan.nodes[i]
-                .receivers
-                .iter()
-                .map(|r| match *r {
-                    To::Node(m) => self.ids[m],
-                    To::Target(t) => self.cfg.outputs[t],
-                })
-                .collect();
+            let receivers = self.receivers_of(i);
             self.link.send(ctx, self.ids[i], Body::Rewire { receivers });
         }
         let node = self.ids[added.node];
@@ -199,14 +204,7 @@ impl LinkManager {
         self.ids.resize(plan.nodes.len(), NodeId(u32::MAX));
         for &i in order {
             let n = &plan.nodes[i];
-            let receivers = n
-                .receivers
-                .iter()
-                .map(|r| match *r {
-                    To::Node(m) => self.ids[m],
-                    To::Target(t) => self.cfg.outputs[t],
-                })
-                .collect();
+            let receivers = self.receivers_of(i);
             let cfg = LinkNodeConfig {
                 receivers,
                 to_outputs: n.receivers.iter().any(|r| matches!(r, To::Target(_))),

@@ -15,6 +15,20 @@
 use serde::Serialize;
 
 /// Where a link node sends.
+/// DistZero's link test shapes (input leaves, output leaves), from
+/// test_link_trees.py.
+pub const SHAPES: [(usize, usize); 9] = [
+    (1, 1),
+    (3, 1),
+    (1, 3),
+    (3, 3),
+    (3, 16),
+    (16, 3),
+    (16, 16),
+    (16, 1),
+    (1, 16),
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum To {
     Node(usize),
@@ -299,17 +313,7 @@ mod tests {
 
     #[test]
     fn the_nine_shapes_hold_their_invariants() {
-        for (n, m) in [
-            (1, 1),
-            (3, 1),
-            (1, 3),
-            (3, 3),
-            (3, 16),
-            (16, 3),
-            (16, 16),
-            (16, 1),
-            (1, 16),
-        ] {
+        for (n, m) in SHAPES {
             for lim in [2, 3, 4, 200] {
                 let p = Plan::new(n, m, lim, lim).unwrap();
                 p.check()
