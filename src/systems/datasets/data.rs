@@ -303,13 +303,6 @@ impl DataNode {
         }
     }
 
-    pub(super) fn saved(&self) -> Saved {
-        self.saved
-    }
-    pub(super) fn set_saved(&mut self, saved: Saved) {
-        self.saved = saved;
-    }
-
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, DsMsg>, from: NodeId, msg: DsMsg) {
         match msg {
             DsMsg::Ack { next } => {

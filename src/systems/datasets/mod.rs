@@ -120,7 +120,7 @@ impl DatasetNode {
 impl DatasetNode {
     fn saves(&self) -> bool {
         match self {
-            DatasetNode::Data(d) => d.saved().on,
+            DatasetNode::Data(d) => d.saved.on,
             DatasetNode::User(u) => u.saved.on,
             DatasetNode::Output(o) => o.saved.on,
             // Links keep their state in memory (docs/datasets.md).
@@ -131,10 +131,7 @@ impl DatasetNode {
     /// Saves the node's state if it changed (`durable.rs`).
     fn save(&mut self, ctx: &mut Ctx<'_, DsMsg>) {
         match self {
-            DatasetNode::Data(d) => {
-                let saved = durable::save(ctx, &**d, d.saved());
-                d.set_saved(saved);
-            }
+            DatasetNode::Data(d) => d.saved = durable::save(ctx, &**d, d.saved),
             DatasetNode::User(u) => u.saved = durable::save(ctx, &**u, u.saved),
             DatasetNode::Output(o) => o.saved = durable::save(ctx, &*o, o.saved),
             DatasetNode::LinkManager(_) | DatasetNode::LinkNode(_) => {}
