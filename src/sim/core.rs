@@ -173,16 +173,10 @@ impl<M: Message> Core<M> {
         // The send is traced once its fate is known, so that a written
         // trace can say when it arrives (what pairs it with its delivery);
         // nothing is traced in between, so the hash is the same.
-        let sent = TraceEvent::Send {
-            from,
-            to,
-            kind: kind as u16,
-        };
         let from_machine = self.node_machine[from as usize];
         let Some(&to_machine) = self.node_machine.get(to as usize) else {
-            self.trace.record_msg(self.now, sent, None, &msg);
             self.stats.tally(from, None, kind, Tally::Sent);
-            self.drop_msg(from, to, None, kind, DropReason::NoSuchNode);
+            self.drop_at_send(&msg, from, to, None, kind, DropReason::NoSuchNode);
             return;
         };
         let link = (from_machine, to_machine);
@@ -192,23 +186,25 @@ impl<M: Message> Core<M> {
             .net
             .route(from_machine, to_machine, (from, to), kind, rng)
         {
-            Verdict::Drop(reason) => {
-                self.trace.record_msg(self.now, sent, None, &msg);
-                self.drop_msg(from, to, Some(link), kind, reason)
-            }
+            Verdict::Drop(reason) => self.drop_at_send(&msg, from, to, Some(link), kind, reason),
             Verdict::Deliver { delay, duplicate } => {
                 let msg = if self.cfg.check_wire {
                     match check_codec(&msg) {
                         Ok(m) => m,
                         Err(e) => {
-                            self.trace.record_msg(self.now, sent, None, &msg);
                             self.wire_errors.push(e);
-                            self.drop_msg(from, to, Some(link), kind, DropReason::Codec);
+                            let codec = DropReason::Codec;
+                            self.drop_at_send(&msg, from, to, Some(link), kind, codec);
                             return;
                         }
                     }
                 } else {
                     msg
+                };
+                let sent = TraceEvent::Send {
+                    from,
+                    to,
+                    kind: kind as u16,
                 };
                 self.trace
                     .record_msg(self.now, sent, Some(self.now + delay), &msg);
@@ -237,6 +233,26 @@ impl<M: Message> Core<M> {
                     .push(self.now + delay, EventKind::Deliver { from, to, msg });
             }
         }
+    }
+
+    /// A message dropped as it is sent: its send is traced, then its drop.
+    #[cold]
+    fn drop_at_send(
+        &mut self,
+        msg: &M,
+        from: u32,
+        to: u32,
+        link: Option<(u32, u32)>,
+        kind: usize,
+        reason: DropReason,
+    ) {
+        let sent = TraceEvent::Send {
+            from,
+            to,
+            kind: kind as u16,
+        };
+        self.trace.record_msg(self.now, sent, None, msg);
+        self.drop_msg(from, to, link, kind, reason);
     }
 
     #[cold]
