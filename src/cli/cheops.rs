@@ -139,15 +139,8 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
         );
     }
     if let (Some(d), Some(r)) = (&a.trace, results.first()) {
-        let nodes: Vec<_> = crate::drivers::cheops::sim_check::site_names(a.sites)
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| serde_json::json!({"id": i, "name": name, "machine": name}))
-            .collect();
-        let v = serde_json::json!({
-            "settings": {"system": "cheops", "title": "cheops sim-check seed"},
-            "seed": r.seed, "trace_hash": r.trace_hash, "nodes": nodes,
-        });
+        let sites = crate::drivers::cheops::sim_check::site_names(a.sites);
+        let v = crate::drivers::seeds::view_results("cheops", r.seed, &r.trace_hash, &sites);
         crate::drivers::simulate::write_json(&d.join("results.json"), &v)?;
         println!("view: {}", crate::view::command_for(d));
     }

@@ -348,16 +348,11 @@ fn sim_check(a: SimCheckArgs) -> anyhow::Result<()> {
         );
     }
     if let (Some(d), Some(r)) = (&a.trace, results.first()) {
-        let nodes: Vec<_> = crate::drivers::datasets::sim_check::machine_names(&opts)
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| serde_json::json!({"id": i, "name": name, "machine": name}))
-            .collect();
-        let v = serde_json::json!({
-            "settings": {"system": "datasets", "title": "datasets sim-check seed"},
-            "seed": r.seed, "trace_hash": r.trace_hash, "nodes": nodes,
-            "node_machines": crate::drivers::datasets::sim_check::roster_machines(&opts),
-        });
+        use crate::drivers::datasets::sim_check::{machine_names, roster_machines};
+        let machines = machine_names(&opts);
+        let mut v =
+            crate::drivers::seeds::view_results("datasets", r.seed, &r.trace_hash, &machines);
+        v["node_machines"] = serde_json::json!(roster_machines(&opts));
         crate::drivers::simulate::write_json(&d.join("results.json"), &v)?;
         println!("view: {}", crate::view::command_for(d));
     }

@@ -19,6 +19,27 @@ pub fn catch_panic<R>(check: impl FnOnce() -> R) -> std::result::Result<R, Strin
     })
 }
 
+/// What `dz view` reads beside a seed's trace (`results.json`): the
+/// system, the seed, its trace hash and the machines' names, in order.
+pub fn view_results(
+    system: &str,
+    seed: u64,
+    trace_hash: &str,
+    machines: &[String],
+) -> serde_json::Value {
+    let nodes: Vec<_> = machines
+        .iter()
+        .enumerate()
+        .map(|(i, name)| serde_json::json!({"id": i, "name": name, "machine": name}))
+        .collect();
+    serde_json::json!({
+        "settings": {"system": system, "title": format!("{system} sim-check seed")},
+        "seed": seed,
+        "trace_hash": trace_hash,
+        "nodes": nodes,
+    })
+}
+
 /// Runs `one(seed)` for every seed on `threads` threads, calling
 /// `progress(done)` after each; results come back in seed order. The first
 /// error stops the pool and is returned.

@@ -483,24 +483,19 @@ pub fn outcome(seed: u64, sim: &Simulation<KvNode>, opts: &SimCheckOptions) -> S
 /// What `dz view` reads beside a seed's trace (`results.json`): the
 /// machines' names, the seed and its verdict.
 pub fn view_results(r: &SeedResult, o: &SimCheckOptions) -> serde_json::Value {
-    let nodes: Vec<_> = (0..o.servers + o.workload.clients as usize)
+    let machines: Vec<String> = (0..o.servers + o.workload.clients as usize)
         .map(|i| {
-            let name = if i < o.servers {
+            if i < o.servers {
                 format!("s{i}")
             } else {
                 format!("c{i}")
-            };
-            serde_json::json!({"id": i, "name": name, "machine": name})
+            }
         })
         .collect();
-    serde_json::json!({
-        "settings": {"system": "kv", "title": "kv sim-check seed",
-                     "duration_s": (o.load + o.settle).as_secs_f64()},
-        "seed": r.seed,
-        "trace_hash": r.trace_hash,
-        "nodes": nodes,
-        "verdict": view_verdict(r),
-    })
+    let mut v = crate::drivers::seeds::view_results("kv", r.seed, &r.trace_hash, &machines);
+    v["settings"]["duration_s"] = serde_json::json!((o.load + o.settle).as_secs_f64());
+    v["verdict"] = view_verdict(r);
+    v
 }
 
 /// A seed's verdict as the viewer shows it.
