@@ -76,27 +76,55 @@ const BUCKETS: u64 = 1 << 14;
 const WORDS: usize = (BUCKETS / 64) as usize;
 const SUMMARY: usize = WORDS / 64;
 
-/// A calendar queue. Events within the horizon wait in per-bucket vectors,
-/// later ones in an overflow heap; a bitmap of non-empty buckets lets the
-/// window skip empty ones a word at a time. The current bucket is sorted
-/// once by time and consumed in order; events scheduled into it meanwhile
-/// go to a small heap. Pops come out exactly as from one big (time, seq)
-/// heap, at a fraction of the cost when thousands of events are pending.
+/// "No slot": the end of a bucket's list or of the free list.
+const NIL: u32 = u32::MAX;
+/// The time within a bucket.
+const IN_BUCKET: u64 = (1 << BUCKET_SHIFT) - 1;
+
+/// A place in the slab: an event (`None` when free) and the next slot of
+/// its bucket's list, or of the free list.
+struct Slot<M> {
+    ev: Option<Event<M>>,
+    next: u32,
+}
+
+/// A calendar queue. Events within the horizon wait in one slab, linked
+/// into per-bucket lists in scheduling order; later ones in an overflow
+/// heap. A bitmap of non-empty buckets lets the window skip empty ones a
+/// word at a time. The current bucket is ordered once by 8-byte keys (time
+/// within the bucket above the slot; a stable sort on the time keeps list
+/// order for ties) and consumed in order;
+/// events scheduled into it meanwhile go to a small heap. Pops come out
+/// exactly as from one big (time, seq) heap, at a fraction of the cost
+/// when thousands of events are pending.
 ///
-/// Why a stable sort by time alone suffices: a bucket's vector receives
-/// events in scheduling order. Overflow events enter a bucket when it comes
-/// into the horizon, before anything can be placed there directly, and the
+/// Why one slab and not a vector per bucket: sparse runs (20 replicas, ms
+/// apart) put nearly every event in a bucket of its own, and a vector per
+/// bucket meant two cache misses per event (its header in a 390 KB table,
+/// then its buffer). Slots are reused last-freed first, so they stay hot.
+///
+/// Why list order suffices for ties: a bucket's list receives events in
+/// scheduling order. Overflow events enter a bucket when it comes into the
+/// horizon, before anything can be placed there directly, and the
 /// overflow heap yields equal times in scheduling order.
 pub(crate) struct EventQueue<M> {
     seq: u64,
-    /// The current bucket, sorted latest first: pops come off the end.
-    run: Vec<Event<M>>,
-    /// Events scheduled into the current bucket after it was sorted (all
+    /// Pending events of the buckets (not of `current` or `overflow`).
+    slots: Vec<Slot<M>>,
+    free: u32,
+    /// The current bucket's keys (the event's time within the bucket above
+    /// its slot) in (time, scheduling) order; `run[taken..]` are pending.
+    run: Vec<u64>,
+    taken: usize,
+    /// The current bucket's first ns.
+    run_start: u64,
+    /// Events scheduled into the current bucket after it was ordered (all
     /// later in scheduling order than the run's).
     current: BinaryHeap<Numbered<M>>,
     window: u64,
-    /// Bucket `b` (window < b < window + BUCKETS) lives at `b % BUCKETS`.
-    buckets: Vec<Vec<Event<M>>>,
+    /// Bucket `b` (window < b < window + BUCKETS) has its list's first and
+    /// last slot at `b % BUCKETS` ([`NIL`, `NIL`] when empty).
+    ends: Box<[[u32; 2]]>,
     /// Bit `i` set: bucket slot `i` holds events.
     occupied: Box<[u64; WORDS]>,
     /// Bit `w` set: word `w` of `occupied` is not zero. Sparse runs (a few
@@ -107,25 +135,25 @@ pub(crate) struct EventQueue<M> {
     /// The bucket of the overflow's earliest event (`u64::MAX` when empty),
     /// so advancing checks one integer instead of calling into the heap.
     overflow_next: u64,
-    /// Empty vectors with capacity, so buckets need not allocate; only as
-    /// many as buckets in use, so memory follows the pending events.
-    pool: Vec<Vec<Event<M>>>,
 }
 
 impl<M> EventQueue<M> {
     pub fn new() -> Self {
         EventQueue {
             seq: 0,
+            slots: Vec::new(),
+            free: NIL,
             run: Vec::new(),
+            taken: 0,
+            run_start: 0,
             current: BinaryHeap::new(),
             window: 0,
-            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            ends: vec![[NIL; 2]; BUCKETS as usize].into_boxed_slice(),
             occupied: Box::new([0; WORDS]),
             summary: [0; SUMMARY],
             in_buckets: 0,
             overflow: BinaryHeap::new(),
             overflow_next: u64::MAX,
-            pool: Vec::new(),
         }
     }
 
@@ -133,34 +161,65 @@ impl<M> EventQueue<M> {
     // out-of-line call stalls on store forwarding.
     #[inline(always)]
     pub fn push(&mut self, time: u64, kind: EventKind<M>) {
-        self.seq += 1;
         let b = time >> BUCKET_SHIFT;
         if b > self.window && b < self.window + BUCKETS {
             self.put(b, Event { time, kind });
         } else {
             self.place_outside(Numbered {
-                seq: self.seq,
+                seq: 0,
                 ev: Event { time, kind },
             });
         }
     }
 
+    /// Appends the event to bucket `b`'s list.
     #[inline(always)]
     fn put(&mut self, b: u64, ev: Event<M>) {
+        let s = self.free;
+        let s = if s != NIL {
+            let slot = &mut self.slots[s as usize];
+            self.free = slot.next;
+            *slot = Slot {
+                ev: Some(ev),
+                next: NIL,
+            };
+            s
+        } else {
+            self.grow(ev)
+        };
         let i = (b % BUCKETS) as usize;
-        if self.buckets[i].capacity() == 0
-            && let Some(spare) = self.pool.pop()
-        {
-            self.buckets[i] = spare;
+        let ends = &mut self.ends[i];
+        if ends[0] == NIL {
+            ends[0] = s;
+            self.occupied[i / 64] |= 1 << (i % 64);
+            self.summary[i / 4096] |= 1 << ((i / 64) % 64);
+        } else {
+            self.slots[ends[1] as usize].next = s;
         }
-        self.buckets[i].push(ev);
-        self.occupied[i / 64] |= 1 << (i % 64);
-        self.summary[i / 4096] |= 1 << ((i / 64) % 64);
+        ends[1] = s;
         self.in_buckets += 1;
     }
 
+    /// A new slot, when none is free.
     #[cold]
-    fn place_outside(&mut self, n: Numbered<M>) {
+    fn grow(&mut self, ev: Event<M>) -> u32 {
+        let s = u32::try_from(self.slots.len())
+            .ok()
+            .filter(|&s| s != NIL)
+            .expect("more than 4 billion pending events");
+        self.slots.push(Slot {
+            ev: Some(ev),
+            next: NIL,
+        });
+        s
+    }
+
+    #[cold]
+    fn place_outside(&mut self, mut n: Numbered<M>) {
+        // Only the heaps need numbers, and only among themselves: bucket
+        // lists keep scheduling order by position.
+        self.seq += 1;
+        n.seq = self.seq;
         if n.ev.time >> BUCKET_SHIFT <= self.window {
             self.current.push(n);
         } else {
@@ -173,10 +232,14 @@ impl<M> EventQueue<M> {
     #[inline(always)]
     pub fn pop_until(&mut self, until: u64) -> Option<Event<M>> {
         loop {
+            let run_time = self
+                .run
+                .get(self.taken)
+                .map(|&k| self.run_start | (k >> 32));
             // On equal times the run goes first: it was scheduled earlier.
-            let from_run = match (self.run.last(), self.current.peek()) {
+            let from_run = match (run_time, self.current.peek()) {
                 (Some(_), None) => true,
-                (Some(r), Some(c)) => r.time <= c.ev.time,
+                (Some(r), Some(c)) => r <= c.ev.time,
                 (None, Some(_)) => false,
                 (None, None) => {
                     if !self.advance(until) {
@@ -186,10 +249,15 @@ impl<M> EventQueue<M> {
                 }
             };
             return if from_run {
-                if self.run.last()?.time > until {
+                if run_time? > until {
                     return None;
                 }
-                self.run.pop()
+                let s = self.run[self.taken] as u32;
+                self.taken += 1;
+                let slot = &mut self.slots[s as usize];
+                slot.next = self.free;
+                self.free = s;
+                Some(slot.ev.take().expect("a run's slot holds an event"))
             } else {
                 if self.current.peek()?.ev.time > until {
                     return None;
@@ -233,15 +301,21 @@ impl<M> EventQueue<M> {
         if self.occupied[i / 64] == 0 {
             self.summary[i / 4096] &= !(1 << ((i / 64) % 64));
         }
-        // The spent run's allocation will serve another bucket.
-        let spent = std::mem::replace(&mut self.run, std::mem::take(&mut self.buckets[i]));
-        if spent.capacity() > 0 {
-            self.pool.push(spent);
+        let mut s = std::mem::replace(&mut self.ends[i], [NIL; 2])[0];
+        self.run.clear();
+        self.taken = 0;
+        self.run_start = b << BUCKET_SHIFT;
+        while s != NIL {
+            let slot = &self.slots[s as usize];
+            let time = slot.ev.as_ref().expect("a listed slot holds an event").time;
+            self.run.push(((time & IN_BUCKET) << 32) | u64::from(s));
+            s = slot.next;
         }
         self.in_buckets -= self.run.len();
-        // Stable by time, then reversed: pops come in (time, seq) order.
-        self.run.sort_by_key(|e| e.time);
-        self.run.reverse();
+        // Stable: equal times stay in list (scheduling) order.
+        if self.run.len() > 1 {
+            self.run.sort_by_key(|k| k >> 32);
+        }
         true
     }
 
@@ -305,7 +379,7 @@ impl<M> EventQueue<M> {
     }
 
     pub fn len(&self) -> usize {
-        self.run.len() + self.current.len() + self.in_buckets + self.overflow.len()
+        self.run.len() - self.taken + self.current.len() + self.in_buckets + self.overflow.len()
     }
 }
 
