@@ -103,8 +103,9 @@ struct Slot<M> {
 /// bucket meant two cache misses per event (its header in a 390 KB table,
 /// then its buffer). Slots are reused last-freed first, so they stay hot.
 /// The price is paid by very large dense runs (100,000 nodes, ~1,000
-/// events a bucket in a slab of megabytes): events come out of scattered
-/// slots instead of one contiguous vector (docs/performance.md).
+/// events a bucket in a slab of megabytes): a bucket's list is walked
+/// through scattered slots, one serial cache miss per event, where a
+/// vector was read in order (docs/performance.md).
 ///
 /// Why list order suffices for ties: a bucket's list receives events in
 /// scheduling order. Overflow events enter a bucket when it comes into the
