@@ -3,16 +3,11 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use rstest::rstest;
 
-fn dz(tmp: &Path) -> Command {
-    let mut c = Command::cargo_bin("dz").unwrap();
-    c.env("DZ_TMP_DIR", tmp)
-        .env_remove("LOGSTASH_HOST")
-        .env_remove("LOGSTASH_PORT");
-    c
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::dz;
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

@@ -5,10 +5,8 @@
 //! fault settings; plus determinism, a larger tree and a few sim-check
 //! seeds.
 
-use std::path::Path;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use distzero::drivers::datasets::script::Script;
 use distzero::drivers::datasets::sim_check::{SimCheckOptions, run_seed};
 use distzero::drivers::datasets::{Layout, Setup, TreeView, check_running, check_settled, view};
@@ -18,6 +16,10 @@ use distzero::sim::{SimConfig, Simulation};
 use distzero::systems::datasets::DatasetNode;
 use distzero::systems::datasets::data::Limits;
 use distzero::systems::datasets::user::{Action, Step};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::dz;
 
 fn limits(kids_limit: u32) -> Limits {
     Limits {
@@ -403,14 +405,6 @@ fn saved_nodes_survive_crashes_of_every_machine_with_the_exact_total() {
     // The same run with state in memory only loses what the crashes hit.
     let (v, expected) = crash_everything(true);
     assert!(check_settled(&v, expected, 9).is_err(), "{v:?}");
-}
-
-fn dz(tmp: &Path) -> Command {
-    let mut c = Command::cargo_bin("dz").unwrap();
-    c.env("DZ_TMP_DIR", tmp)
-        .env_remove("LOGSTASH_HOST")
-        .env_remove("LOGSTASH_PORT");
-    c
 }
 
 #[test]

@@ -6,12 +6,13 @@
 //! from it to each output, limits kept, exact totals), also under message
 //! loss, duplication and reordering, and with leaves joining afterwards.
 
-use std::path::Path;
-
-use assert_cmd::Command;
 use distzero::drivers::datasets::links::{LinkResult, LinkSetup, check};
 use distzero::net::MessageFaults;
 use distzero::systems::datasets::plan::SHAPES;
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::dz;
 
 fn setup(n: usize, m: usize, limit: u32) -> LinkSetup {
     LinkSetup {
@@ -158,14 +159,6 @@ fn the_same_seed_gives_the_same_trace() {
     let a = run_ok(&s, 7);
     let b = run_ok(&s, 7);
     assert_eq!(a.trace_hash, b.trace_hash);
-}
-
-fn dz(tmp: &Path) -> Command {
-    let mut c = Command::cargo_bin("dz").unwrap();
-    c.env("DZ_TMP_DIR", tmp)
-        .env_remove("LOGSTASH_HOST")
-        .env_remove("LOGSTASH_PORT");
-    c
 }
 
 #[test]
