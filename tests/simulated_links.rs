@@ -197,6 +197,7 @@ fn dz_datasets_link_prints_the_layers_and_writes_results_and_a_picture() {
         vec!["--inputs", "0", "--outputs", "3"],
         vec!["--inputs", "3", "--outputs", "3", "--max-senders", "1"],
         vec!["--inputs", "3", "--outputs", "3", "--loss", "1.5"],
+        vec!["--inputs", "3", "--outputs", "3", "--loss", "1"],
     ] {
         let o = dz(tmp.path())
             .args(["datasets", "link"])

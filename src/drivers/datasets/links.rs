@@ -107,6 +107,20 @@ impl LinkSetup {
         if self.machines == 0 {
             return Err("--machines must be at least 1".into());
         }
+        if let Some(f) = &self.faults {
+            f.validate()?;
+            // Every message lost (or every one duplicated or held back) is
+            // no link to check.
+            for (name, p) in [
+                ("loss", f.loss),
+                ("duplicate", f.duplicate),
+                ("reorder", f.reorder),
+            ] {
+                if p >= 1.0 {
+                    return Err(format!("fault rate {name}={p} must be below 1"));
+                }
+            }
+        }
         Limits {
             kids_limit: self.kids_limit,
             ..Limits::default()
