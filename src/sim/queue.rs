@@ -441,7 +441,7 @@ mod tests {
     }
 
     /// Buckets of thousands of events, many at equal times, come out in
-    /// (time, scheduling) order too (their keys span many chunks).
+    /// (time, scheduling) order too (long lists, sorted with many ties).
     #[test]
     fn simulated_queue_orders_dense_buckets() {
         let mut rng = crate::rng::DetRng::seed_from_u64(9);
