@@ -4,10 +4,13 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-// An 8-byte tag puts every field at an 8-byte boundary, so the event is
-// copied in aligned halves; with a 4-byte tag LLVM copied the 28 bytes
-// after it in two overlapping moves, and the fields read back from such a
-// copy missed store forwarding (pingpong runs 10 % faster with it).
+// An 8-byte tag: the fields start 8 bytes in, and pingpong's event (32
+// bytes) is copied in two aligned 16-byte halves. With a 4-byte tag LLVM
+// copied the 28 bytes after it in two overlapping moves, and a field read
+// back from such a copy spans two stores, which the CPU cannot forward
+// (pingpong ran 9 % faster with the change; docs/performance.md). It also
+// keeps the declared field order: a `Timer` takes 32 bytes, as a
+// `Deliver` of a 16-byte message already did.
 #[repr(u64)]
 pub(crate) enum EventKind<M> {
     Deliver {
@@ -85,24 +88,34 @@ const SUMMARY: usize = WORDS / 64;
 const NIL: u32 = u32::MAX;
 /// The time within a bucket.
 const IN_BUCKET: u64 = (1 << BUCKET_SHIFT) - 1;
-/// A run key: the time within the bucket, then the place in the bucket's
-/// list (scheduling order), then the slot. Keys are unique, so an
-/// unstable sort (branch-free for small runs) gives the stable order.
+/// A run key: the time within the bucket (from this bit up), then the
+/// place in the bucket's list (scheduling order), then the slot (the low
+/// 32 bits). Keys are unique (a slot is in one list at most), so an
+/// unstable sort gives (time, scheduling) order; only in a run longer than
+/// the places can count is a stable sort on the time needed.
 const TIME_AT: u32 = 64 - BUCKET_SHIFT;
+/// Bits for the place in the list, between the time and the slot.
 const PLACE_BITS: u32 = TIME_AT - 32;
+/// The last place a key can hold; later places are capped to it.
 const PLACE_MAX: u64 = (1 << PLACE_BITS) - 1;
 
 /// A slot's link: the next slot of its bucket's list (or of the free
 /// list) in the low half, the event's time within its bucket in the high
 /// half. Links live apart from the events in a dense array, so a bucket's
-/// list is walked and its keys built without touching the events: at 8
-/// bytes a link the array stays in L1, where walking 48-byte slots missed
-/// the cache once per event, one miss after another.
+/// list is walked and its keys built without touching the events. The
+/// walk is still a chain of dependent loads, but through 8-byte links (12
+/// KB for pingpong's 1,000 nodes, in L1) instead of 48-byte slots, where
+/// it missed the cache once per event, one miss after another.
 #[derive(Clone, Copy)]
 struct Link(u64);
 
 impl Link {
     const FREE_END: Link = Link(NIL as u64);
+
+    /// A free slot's link (the time is not read).
+    fn free(next: u32) -> Link {
+        Link(u64::from(next))
+    }
 
     fn new(next: u32, time: u64) -> Link {
         Link(((time & IN_BUCKET) << 32) | u64::from(next))
@@ -121,10 +134,11 @@ impl Link {
     }
 }
 
-/// An event waiting in the slab (`None` when the slot is free). Written and
-/// taken as a whole, field by field: an `Event` built on the stack and
-/// copied in (or out) as one blob was read back in pieces of other sizes,
-/// and store forwarding failed on every push and pop.
+/// What an event waiting in the slab does (`None` when the slot is free);
+/// its time is in its [`Link`] and its run key. The kind alone is written
+/// and taken: a whole `Event` built on the stack and copied in (or out) as
+/// one blob was read back in pieces of other sizes, and store forwarding
+/// failed on every push and pop.
 struct Slot<M> {
     kind: Option<EventKind<M>>,
 }
@@ -144,7 +158,9 @@ struct Slot<M> {
 /// then its buffer). Slots are reused last-freed first, so they stay hot.
 /// The lists run through the dense [`Link`] array, not the events, so
 /// walking a bucket of a large dense run (100,000 nodes, ~1,000 events a
-/// bucket) stays off the events' megabytes (docs/performance.md).
+/// bucket) stays off the events' megabytes; the run's events are then
+/// read once, all together, so their cache misses overlap
+/// (docs/performance.md).
 ///
 /// Why list order suffices for ties: a bucket's list receives events in
 /// scheduling order. Overflow events enter a bucket when it comes into the
@@ -223,6 +239,7 @@ impl<M> EventQueue<M> {
     fn put(&mut self, b: u64, time: u64, kind: EventKind<M>) {
         let mut s = self.free;
         if s == NIL {
+            // A new slot is the whole free list: its link ends it.
             s = self.grow();
         }
         // One place the event is written, so it is built there directly.
@@ -296,7 +313,7 @@ impl<M> EventQueue<M> {
                 }
                 let s = self.run[self.taken] as u32;
                 self.taken += 1;
-                self.links[s as usize] = Link(u64::from(self.free));
+                self.links[s as usize] = Link::free(self.free);
                 self.free = s;
                 let kind = self.slots[s as usize]
                     .kind
@@ -366,13 +383,15 @@ impl<M> EventQueue<M> {
         // An invariant worth its cost: a dense run's events are read here
         // all at once (their cache misses overlap), not one per pop.
         if place > 1 {
-            let held = (self.run.iter())
+            let held = self
+                .run
+                .iter()
                 .filter(|&&k| self.slots[k as u32 as usize].kind.is_some())
                 .count();
             assert_eq!(held, self.run.len(), "a listed slot holds no event");
         }
         if place > PLACE_MAX {
-            // Places ran out: keep list order for ties by a stable sort.
+            // Places were capped: keep list order for ties by a stable sort.
             self.run.sort_by_key(|k| k >> TIME_AT);
         } else if place > RANKED {
             self.run.sort_unstable();
@@ -458,6 +477,7 @@ fn rank_sort(keys: &mut [u64]) {
     let mut sorted = [0u64; N];
     for &k in keys.iter() {
         let below = keys.iter().filter(|&&other| other < k).count();
+        // `below < keys.len() <= N`; the `%` only spares a bounds check.
         sorted[below % N] = k;
     }
     keys.copy_from_slice(&sorted[..keys.len()]);
@@ -516,11 +536,13 @@ mod tests {
         assert_eq!(q.len(), reference.len());
     }
 
-    /// Pushes `n` timers at random times in `[start, start + spread)`, a
-    /// tenth of them at exactly `start`, and checks they pop in (time,
-    /// scheduling) order. Slots are first used and freed in random order,
-    /// so a slot's number says nothing of when its event was scheduled.
-    fn pops_in_order(n: u64, start: u64, spread: u64) {
+    /// Pushes `n` timers at random multiples of `grain` in `[start, start +
+    /// spread)`, a tenth of them at exactly `start` (the first ns of a
+    /// bucket, so they are ordered in a run), and checks they pop in (time,
+    /// scheduling) order. The slots were freed before in random order, so
+    /// a slot's number says nothing of when its event was scheduled.
+    fn pops_in_order(n: u64, start: u64, spread: u64, grain: u64) {
+        assert_eq!(start & IN_BUCKET, 0);
         let mut rng = crate::rng::DetRng::seed_from_u64(9);
         let mut q: EventQueue<u32> = EventQueue::new();
         for id in 0..n {
@@ -540,7 +562,7 @@ mod tests {
             let t = if id % 10 == 0 {
                 start
             } else {
-                start + rng.random_range(0..spread)
+                start + rng.random_range(0..spread / grain) * grain
             };
             let timer = EventKind::Timer {
                 node: 0,
@@ -562,14 +584,14 @@ mod tests {
         assert_eq!(q.len(), 0);
     }
 
-    /// Every way a bucket is ordered: a few events each (rank sort), about
-    /// 6,000 (unstable sort of unique keys), and more than the keys have
-    /// places for (stable sort on the time).
+    /// Every way a bucket is ordered: a few events each, many at equal
+    /// times (rank sort), about 6,000 (unstable sort of unique keys), and
+    /// more than the keys have places for (stable sort on the time).
     #[test]
     fn simulated_queue_orders_dense_buckets() {
-        pops_in_order(5_000, 1_000_000, 20_000_000);
-        pops_in_order(20_000, 1_000_000, 100_000);
-        let one_bucket = 31 << BUCKET_SHIFT;
-        pops_in_order(PLACE_MAX + 9_000, one_bucket, 1 << BUCKET_SHIFT);
+        let start = 31 << BUCKET_SHIFT;
+        pops_in_order(5_000, start, 20_000_000, 10_000);
+        pops_in_order(20_000, start, 100_000, 1);
+        pops_in_order(PLACE_MAX + 9_000, start, 1 << BUCKET_SHIFT, 1);
     }
 }
