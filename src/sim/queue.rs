@@ -110,8 +110,6 @@ const PLACE_MAX: u64 = (1 << PLACE_BITS) - 1;
 struct Link(u64);
 
 impl Link {
-    const FREE_END: Link = Link(NIL as u64);
-
     /// A free slot's link (the time is not read).
     fn free(next: u32) -> Link {
         Link(u64::from(next))
@@ -269,7 +267,7 @@ impl<M> EventQueue<M> {
             .filter(|&s| s != NIL)
             .expect("more than 4 billion pending events");
         self.slots.push(Slot { kind: None });
-        self.links.push(Link::FREE_END);
+        self.links.push(Link::free(NIL));
         s
     }
 
@@ -370,19 +368,18 @@ impl<M> EventQueue<M> {
         self.run.clear();
         self.taken = 0;
         self.run_start = b << BUCKET_SHIFT;
-        let mut place = 0;
         while s != NIL {
             let link = self.links[s as usize];
             let time = link.time_in_bucket() << TIME_AT;
-            self.run
-                .push(time | (place.min(PLACE_MAX) << 32) | u64::from(s));
-            place += 1;
+            let place = (self.run.len() as u64).min(PLACE_MAX);
+            self.run.push(time | (place << 32) | u64::from(s));
             s = link.next();
         }
         self.in_buckets -= self.run.len();
+        let places = self.run.len() as u64;
         // An invariant worth its cost: a dense run's events are read here
         // all at once (their cache misses overlap), not one per pop.
-        if place > 1 {
+        if places > 1 {
             let held = self
                 .run
                 .iter()
@@ -390,12 +387,12 @@ impl<M> EventQueue<M> {
                 .count();
             assert_eq!(held, self.run.len(), "a listed slot holds no event");
         }
-        if place > PLACE_MAX {
+        if places > PLACE_MAX {
             // Places were capped: keep list order for ties by a stable sort.
             self.run.sort_by_key(|k| k >> TIME_AT);
-        } else if place > RANKED {
+        } else if places > RANKED {
             self.run.sort_unstable();
-        } else if place > 1 {
+        } else if places > 1 {
             rank_sort(&mut self.run);
         }
         true
