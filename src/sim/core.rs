@@ -220,17 +220,9 @@ impl<M: Message> Core<M> {
                         Some(self.now + d),
                         &msg,
                     );
-                    self.queue.push(
-                        self.now + d,
-                        EventKind::Deliver {
-                            from,
-                            to,
-                            msg: msg.clone(),
-                        },
-                    );
+                    self.queue.push_msg(self.now + d, from, to, msg.clone());
                 }
-                self.queue
-                    .push(self.now + delay, EventKind::Deliver { from, to, msg });
+                self.queue.push_msg(self.now + delay, from, to, msg);
             }
         }
     }

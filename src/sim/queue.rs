@@ -4,19 +4,18 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-// An 8-byte tag: the fields start 8 bytes in, and pingpong's event (32
-// bytes) is copied in two aligned 16-byte halves. With a 4-byte tag LLVM
-// copied the 28 bytes after it in two overlapping moves, and a field read
-// back from such a copy spans two stores, which the CPU cannot forward
-// (pingpong ran 9 % faster with the change; docs/performance.md). It also
-// keeps the declared field order: a `Timer` takes 32 bytes, as a
-// `Deliver` of a 16-byte message already did.
-#[repr(u64)]
-pub(crate) enum EventKind<M> {
+/// What an event does. A delivery's message travels beside it, in
+/// [`Event::msg`] and the slab's [`Slot`], not inside it: the kind is small
+/// and `Copy` (it moves in registers), and the message is moved whole.
+/// Built on the stack together and copied on as one blob, an event was read
+/// back in pieces of other sizes, and store forwarding failed on every push
+/// and pop (docs/performance.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    /// Its message is the event's `msg`.
     Deliver {
         from: u32,
         to: u32,
-        msg: M,
     },
     Timer {
         node: u32,
@@ -36,7 +35,9 @@ pub(crate) enum EventKind<M> {
 
 pub(crate) struct Event<M> {
     pub time: u64,
-    pub kind: EventKind<M>,
+    pub kind: EventKind,
+    /// A delivery's message; `None` for every other kind.
+    pub msg: Option<M>,
 }
 
 /// An event with its scheduling number, for the heaps.
@@ -132,13 +133,11 @@ impl Link {
     }
 }
 
-/// What an event waiting in the slab does (`None` when the slot is free);
-/// its time is in its [`Link`] and its run key. The kind alone is written
-/// and taken: a whole `Event` built on the stack and copied in (or out) as
-/// one blob was read back in pieces of other sizes, and store forwarding
-/// failed on every push and pop.
+/// An event waiting in the slab (`kind` is `None` when the slot is free);
+/// its time is in its [`Link`] and its run key.
 struct Slot<M> {
-    kind: Option<EventKind<M>>,
+    kind: Option<EventKind>,
+    msg: Option<M>,
 }
 
 /// A calendar queue. Events within the horizon wait in one slab, linked
@@ -219,29 +218,47 @@ impl<M> EventQueue<M> {
 
     // Inlined into the caller: passing the event through memory to an
     // out-of-line call stalls on store forwarding.
+    /// Schedules an event that carries no message.
     #[inline(always)]
-    pub fn push(&mut self, time: u64, kind: EventKind<M>) {
+    pub fn push(&mut self, time: u64, kind: EventKind) {
+        debug_assert!(
+            !matches!(kind, EventKind::Deliver { .. }),
+            "a delivery carries its message: push_msg"
+        );
+        self.push_event(time, kind, None);
+    }
+
+    /// Schedules the delivery of `msg`.
+    #[inline(always)]
+    pub fn push_msg(&mut self, time: u64, from: u32, to: u32, msg: M) {
+        self.push_event(time, EventKind::Deliver { from, to }, Some(msg));
+    }
+
+    #[inline(always)]
+    fn push_event(&mut self, time: u64, kind: EventKind, msg: Option<M>) {
         let b = time >> BUCKET_SHIFT;
         if b > self.window && b < self.window + BUCKETS {
-            self.put(b, time, kind);
+            self.put(b, time, kind, msg);
         } else {
             self.place_outside(Numbered {
                 seq: 0,
-                ev: Event { time, kind },
+                ev: Event { time, kind, msg },
             });
         }
     }
 
     /// Appends the event to bucket `b`'s list.
     #[inline(always)]
-    fn put(&mut self, b: u64, time: u64, kind: EventKind<M>) {
+    fn put(&mut self, b: u64, time: u64, kind: EventKind, msg: Option<M>) {
         let mut s = self.free;
         if s == NIL {
             // A new slot is the whole free list: its link ends it.
             s = self.grow();
         }
         // One place the event is written, so it is built there directly.
-        self.slots[s as usize].kind = Some(kind);
+        let slot = &mut self.slots[s as usize];
+        slot.kind = Some(kind);
+        slot.msg = msg;
         let link = &mut self.links[s as usize];
         self.free = link.next();
         *link = Link::new(NIL, time);
@@ -266,7 +283,10 @@ impl<M> EventQueue<M> {
             .ok()
             .filter(|&s| s != NIL)
             .expect("more than 4 billion pending events");
-        self.slots.push(Slot { kind: None });
+        self.slots.push(Slot {
+            kind: None,
+            msg: None,
+        });
         self.links.push(Link::free(NIL));
         s
     }
@@ -313,13 +333,12 @@ impl<M> EventQueue<M> {
                 self.taken += 1;
                 self.links[s as usize] = Link::free(self.free);
                 self.free = s;
-                let kind = self.slots[s as usize]
-                    .kind
-                    .take()
-                    .expect("a run's slot holds an event");
+                let slot = &mut self.slots[s as usize];
+                let kind = slot.kind.take().expect("a run's slot holds an event");
                 Some(Event {
                     time: run_time?,
                     kind,
+                    msg: slot.msg.take(),
                 })
             } else {
                 if self.current.peek()?.ev.time > until {
@@ -446,7 +465,7 @@ impl<M> EventQueue<M> {
             let n = self.overflow.pop().expect("peeked");
             let b = n.ev.time >> BUCKET_SHIFT;
             if b > self.window {
-                self.put(b, n.ev.time, n.ev.kind);
+                self.put(b, n.ev.time, n.ev.kind, n.ev.msg);
             } else {
                 self.current.push(n);
             }
@@ -485,11 +504,13 @@ mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
 
-    /// The calendar queue pops in the same order as one (time, seq) heap.
+    /// The calendar queue pops in the same order as one (time, seq) heap,
+    /// and a delivery's message comes out with its event, whichever way
+    /// the event went (bucket, current heap, overflow).
     #[test]
     fn simulated_queue_matches_a_heap() {
         let mut rng = crate::rng::DetRng::seed_from_u64(5);
-        let mut q: EventQueue<u32> = EventQueue::new();
+        let mut q: EventQueue<u64> = EventQueue::new();
         let mut reference = BinaryHeap::new();
         let mut now = 0u64;
         let mut seq = 0u64;
@@ -498,33 +519,32 @@ mod tests {
                 let spread = [1u64, 1 << 10, 1 << 20, 1 << 31, 1 << 36][rng.random_range(0..5)];
                 let t = now + rng.random_range(0..spread);
                 seq += 1;
-                q.push(
-                    t,
-                    EventKind::Timer {
+                let ev = if rng.random_bool(0.5) {
+                    q.push_msg(t, round, 7, seq * 3);
+                    Event {
+                        time: t,
+                        kind: EventKind::Deliver { from: round, to: 7 },
+                        msg: Some(seq * 3),
+                    }
+                } else {
+                    let kind = EventKind::Timer {
                         node: round,
                         id: seq,
                         tag: 0,
-                    },
-                );
-                let ev = Event {
-                    time: t,
-                    kind: EventKind::Timer {
-                        node: round,
-                        id: seq,
-                        tag: 0,
-                    },
+                    };
+                    q.push(t, kind);
+                    Event {
+                        time: t,
+                        kind,
+                        msg: None,
+                    }
                 };
                 reference.push(Numbered { seq, ev });
             }
             let until = now + rng.random_range(0..1u64 << 22);
             while let Some(ev) = q.pop_until(until) {
-                let want: Numbered<u32> = reference.pop().unwrap();
-                let (EventKind::Timer { id, .. }, EventKind::Timer { id: want_id, .. }) =
-                    (&ev.kind, &want.ev.kind)
-                else {
-                    unreachable!()
-                };
-                assert_eq!((ev.time, id), (want.ev.time, want_id));
+                let want = reference.pop().unwrap().ev;
+                assert_eq!((ev.time, ev.kind, ev.msg), (want.time, want.kind, want.msg));
                 now = ev.time;
             }
             assert!(reference.peek().is_none_or(|e| e.ev.time > until));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::SimConfig;
 use super::core::{Core, PendingTimers};
-use super::queue::EventKind;
+use super::queue::{Event, EventKind};
 use super::stats::SimStats;
 use super::trace::TraceEvent;
 use crate::error::Result;
@@ -282,7 +282,7 @@ impl<N: Node> Simulation<N> {
         if ev.time == self.instant.0 {
             self.instant.1 += 1;
             if self.instant.1 > self.core.cfg.max_events_per_instant {
-                self.halt(self.instant.1, &ev.kind);
+                self.halt(self.instant.1, &ev);
                 return false;
             }
         } else {
@@ -291,7 +291,8 @@ impl<N: Node> Simulation<N> {
         self.core.now = ev.time;
         self.core.stats.events += 1;
         match ev.kind {
-            EventKind::Deliver { from, to, msg } => {
+            EventKind::Deliver { from, to } => {
+                let msg = ev.msg.expect("a delivery carries its message");
                 let alive = self.nodes[to as usize].node.is_some();
                 if self.core.admit(from, to, msg.kind(), alive) {
                     if self.core.cfg.log_messages {
@@ -321,11 +322,11 @@ impl<N: Node> Simulation<N> {
     }
 
     #[cold]
-    fn halt(&mut self, events: u64, last: &EventKind<N::Msg>) {
-        let what = match last {
-            EventKind::Deliver { from, to, msg } => format!(
+    fn halt(&mut self, events: u64, last: &Event<N::Msg>) {
+        let what = match last.kind {
+            EventKind::Deliver { from, to } => format!(
                 "a {} message from node {from} to node {to}",
-                msg.kind_name()
+                last.msg.as_ref().map_or("?", |m| m.kind_name())
             ),
             EventKind::Timer { node, tag, .. } => format!("a timer (tag {tag}) of node {node}"),
             EventKind::Start { node, .. } => format!("the start of node {node}"),

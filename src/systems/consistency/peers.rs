@@ -26,6 +26,9 @@ pub(crate) struct Peers {
     /// My Raft group, me excluded: strong replicas I am linked to (in my
     /// location only when floated).
     pub quorum: Vec<u32>,
+    /// By node id: the place in `quorum` (`u32::MAX`: not a member). A
+    /// leader looks up every answer's sender; a scan of 19 cost more.
+    quorum_place: Vec<u32>,
     /// Strong replicas of each other location (floated).
     pub remote_groups: Vec<Vec<u32>>,
 }
@@ -105,9 +108,25 @@ impl Peers {
             } else {
                 p.strong.clone()
             };
+            for (i, &id) in p.quorum.iter().enumerate() {
+                let id = id as usize;
+                if id >= p.quorum_place.len() {
+                    p.quorum_place.resize(id + 1, u32::MAX);
+                }
+                p.quorum_place[id] = i as u32;
+            }
         }
         p.remote_groups = remote.into_iter().map(|(_, ids)| ids).collect();
         p
+    }
+
+    /// Where `id` is in `quorum`, if it is a member.
+    #[inline]
+    pub fn quorum_place(&self, id: u32) -> Option<usize> {
+        match self.quorum_place.get(id as usize) {
+            Some(&i) if i != u32::MAX => Some(i as usize),
+            _ => None,
+        }
     }
 }
 

@@ -80,7 +80,7 @@ impl Raft {
         if self.role != Role::Leader || term != self.term {
             return;
         }
-        let Some(i) = c.peers.quorum.iter().position(|&p| p == from) else {
+        let Some(i) = c.peers.quorum_place(from) else {
             return;
         };
         if success {
