@@ -5,11 +5,11 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 /// What an event does. A delivery's message travels beside it, in
-/// [`Event::msg`] and the slab's [`Slot`], not inside it: the kind is small
-/// and `Copy` (it moves in registers), and the message is moved whole.
-/// Built on the stack together and copied on as one blob, an event was read
-/// back in pieces of other sizes, and store forwarding failed on every push
-/// and pop (docs/performance.md).
+/// [`Event::msg`] and the slab's [`Slot`], not inside it, so the small
+/// kind and the message are copied apart. With the message inside, the
+/// event was copied as one blob and the message read back in pieces that
+/// straddled the blob's, and store forwarding failed on Raft's 64-byte
+/// messages at every push and pop (docs/performance.md, seventh round).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum EventKind {
     /// Its message is the event's `msg`.
@@ -105,8 +105,8 @@ const PLACE_MAX: u64 = (1 << PLACE_BITS) - 1;
 /// half. Links live apart from the events in a dense array, so a bucket's
 /// list is walked and its keys built without touching the events. The
 /// walk is still a chain of dependent loads, but through 8-byte links (12
-/// KB for pingpong's 1,000 nodes, in L1) instead of 48-byte slots, where
-/// it missed the cache once per event, one miss after another.
+/// KB for pingpong's 1,000 nodes, in L1) instead of through the slots
+/// themselves, where it missed the cache once per event, one after another.
 #[derive(Clone, Copy)]
 struct Link(u64);
 
@@ -133,8 +133,8 @@ impl Link {
     }
 }
 
-/// An event waiting in the slab (`kind` is `None` when the slot is free);
-/// its time is in its [`Link`] and its run key.
+/// An event waiting in the slab (`kind` and `msg` are `None` when the slot
+/// is free); its time is in its [`Link`] and its run key.
 struct Slot<M> {
     kind: Option<EventKind>,
     msg: Option<M>,
@@ -551,6 +551,36 @@ mod tests {
             now = now.max(until);
         }
         assert_eq!(q.len(), reference.len());
+    }
+
+    /// A queue that runs dry jumps to the overflow's earliest bucket: the
+    /// events of that bucket go to the current heap, later ones into
+    /// buckets, and each delivery keeps its message on both ways.
+    #[test]
+    fn simulated_queue_jump_keeps_messages() {
+        let mut q: EventQueue<u64> = EventQueue::new();
+        let far = 3 << 29; // past the horizon: into the overflow heap
+        q.push_msg(far, 1, 2, 11);
+        let timer = EventKind::Timer {
+            node: 1,
+            id: 5,
+            tag: 0,
+        };
+        q.push(far + 1, timer);
+        q.push_msg(far + (1 << 20), 2, 1, 22);
+        let mut got = Vec::new();
+        while let Some(ev) = q.pop_until(u64::MAX) {
+            got.push((ev.time, ev.kind, ev.msg));
+        }
+        let deliver = |from, to| EventKind::Deliver { from, to };
+        assert_eq!(
+            got,
+            vec![
+                (far, deliver(1, 2), Some(11)),
+                (far + 1, timer, None),
+                (far + (1 << 20), deliver(2, 1), Some(22)),
+            ]
+        );
     }
 
     /// Pushes `n` timers at random multiples of `grain` in `[start, start +

@@ -113,7 +113,10 @@ impl Peers {
                 if id >= p.quorum_place.len() {
                     p.quorum_place.resize(id + 1, u32::MAX);
                 }
-                p.quorum_place[id] = i as u32;
+                // A repeated id keeps its first place, as a scan found it.
+                if p.quorum_place[id] == u32::MAX {
+                    p.quorum_place[id] = i as u32;
+                }
             }
         }
         p.remote_groups = remote.into_iter().map(|(_, ids)| ids).collect();
@@ -123,10 +126,12 @@ impl Peers {
     /// Where `id` is in `quorum`, if it is a member.
     #[inline]
     pub fn quorum_place(&self, id: u32) -> Option<usize> {
-        match self.quorum_place.get(id as usize) {
+        let place = match self.quorum_place.get(id as usize) {
             Some(&i) if i != u32::MAX => Some(i as usize),
             _ => None,
-        }
+        };
+        debug_assert_eq!(place, self.quorum.iter().position(|&p| p == id));
+        place
     }
 }
 
