@@ -255,7 +255,7 @@ impl<M> EventQueue<M> {
             // A new slot is the whole free list: its link ends it.
             s = self.grow();
         }
-        // One place the event is written, so it is built there directly.
+        // Kind and message are written apart (see `EventKind`).
         let slot = &mut self.slots[s as usize];
         slot.kind = Some(kind);
         slot.msg = msg;
